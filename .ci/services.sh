@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Starts (installing first when missing) the real servers the tests talk to:
+# MariaDB on 127.0.0.1:3306 and MinIO on 127.0.0.1:9000, plus the AWS CLI.
+# Idempotent: servers already running are left alone. Prints the variables
+# the tests read, for `eval "$(bash .ci/services.sh --env)"`.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+tools="$here/.tools"            # git-ignored cache of built tools
+state="${SERVICES_STATE:-$here/.tools/state}"
+mkdir -p "$tools" "$state"
+quiet=0; [ "${1:-}" = "--env" ] && quiet=1
+log() { [ "$quiet" = 1 ] && echo "$*" >&2 || echo "$*"; }
+
+apt_ready=0
+apt_install() {
+  if [ "$apt_ready" = 0 ]; then apt-get update -qq >&2; apt_ready=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+mysql_up() { mariadb -uroot -h127.0.0.1 -P3306 -e 'SELECT 1' >/dev/null 2>&1; }
+
+start_mariadb() {
+  if mysql_up; then log "mariadb: running on 127.0.0.1:3306"; return; fi
+  if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+    log "mariadb: installing Debian's mariadb-server"
+    apt_install mariadb-server mariadb-client
+  fi
+  if [ ! -d /var/lib/mysql/mysql ]; then
+    mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+  fi
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql --bind-address=127.0.0.1 --port=3306 --local-infile=1
+  for _ in $(seq 1 60); do mysql_up && break; sleep 0.5; done
+  if ! mysql_up; then
+    # a fresh install may give root unix_socket auth only: allow the empty TCP password the tests use
+    mariadb -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD(''); FLUSH PRIVILEGES;" 2>/dev/null || true
+  fi
+  mysql_up || { echo "mariadb: could not start" >&2; exit 1; }
+  mariadb -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS test' >/dev/null
+  log "mariadb: started on 127.0.0.1:3306"
+}
+
+minio_bin() {
+  for c in "$tools/minio" "$(command -v minio 2>/dev/null || true)" "$(go env GOPATH)/bin/minio"; do
+    [ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return; }
+  done
+  log "minio: building from the Go module proxy (about 3 minutes, cached in .tools/)"
+  GOBIN="$tools" go install github.com/minio/minio@latest >&2
+  echo "$tools/minio"
+}
+
+minio_up() { curl -fsS -o /dev/null "http://127.0.0.1:9000/minio/health/live" 2>/dev/null; }
+
+start_minio() {
+  if minio_up; then log "minio: running on 127.0.0.1:9000"; return; fi
+  local bin; bin=$(minio_bin)
+  mkdir -p "$state/minio"
+  MINIO_ROOT_USER=minioadmin MINIO_ROOT_PASSWORD=minioadmin MINIO_BROWSER=off \
+    nohup "$bin" server --quiet --address 127.0.0.1:9000 "$state/minio" >"$state/minio.log" 2>&1 &
+  echo $! >"$state/minio.pid"
+  for _ in $(seq 1 120); do minio_up && break; sleep 0.25; done
+  minio_up || { echo "minio: could not start (see $state/minio.log)" >&2; exit 1; }
+  log "minio: started on 127.0.0.1:9000 (data in $state/minio)"
+}
+
+ensure_awscli() {
+  if command -v aws >/dev/null 2>&1 && aws --version >/dev/null 2>&1; then return; fi
+  log "aws: installing Debian's awscli"
+  apt_install awscli
+}
+
+command -v curl >/dev/null 2>&1 || apt_install curl
+start_mariadb
+start_minio
+ensure_awscli
+
+if [ "$quiet" = 1 ]; then
+  echo "export TEST_MYSQL_DSN='root@tcp(127.0.0.1:3306)/'"
+  echo "export TEST_S3_ENDPOINT='http://127.0.0.1:9000'"
+  echo "export TEST_S3_ACCESS_KEY=minioadmin TEST_S3_SECRET_KEY=minioadmin"
+  echo "export MINIO_BIN='$(minio_bin)'"
+fi
