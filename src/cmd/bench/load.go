@@ -1,12 +1,356 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
 
-// benchLoad is filled in by the load issue.
+// benchLoad loads a generated characters CSV (1,000,000 rows; BENCH_LOAD_ROWS
+// to change) into a fresh database through load.Apply, the Load function's
+// path, and the same file into an identical empty table with LOAD DATA LOCAL
+// INFILE through the mariadb client, the floor. It checks that both tables
+// hold the same data and reports rows/s of both (best of BENCH_LOAD_ROUNDS,
+// default 2, alternating) and their ratio. BENCH_LOAD_BATCH sets the rows per
+// statement (default load.DefaultBatchRows).
 func benchLoad(ctx context.Context, out io.Writer) ([]figure, error) {
-	return nil, errors.New("load benchmark: not implemented yet")
+	rows := 1_000_000
+	if v := os.Getenv("BENCH_LOAD_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("BENCH_LOAD_ROWS=%q is not a positive integer", v)
+		}
+		rows = n
+	}
+	rounds := 2
+	if v := os.Getenv("BENCH_LOAD_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("BENCH_LOAD_ROUNDS=%q is not a positive integer", v)
+		}
+		rounds = n
+	}
+	var loader load.Loader
+	if v := os.Getenv("BENCH_LOAD_BATCH"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("BENCH_LOAD_BATCH=%q is not a positive integer", v)
+		}
+		loader.BatchRows = n
+	}
+	client, err := exec.LookPath("mariadb")
+	if err != nil {
+		return nil, errors.New("the mariadb command-line client is needed for the LOAD DATA floor (bash .ci/services.sh installs it)")
+	}
+	server := os.Getenv("TEST_MYSQL_DSN")
+	if server == "" {
+		server = "root@tcp(127.0.0.1:3306)/"
+	}
+
+	csvPath, size, err := writeCharacters(rows)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(csvPath)
+	fmt.Fprintf(out, "load: generated %d characters rows, %.1f MB\n", rows, float64(size)/1e6)
+
+	// Alternate the two, best of rounds each, so that a burst of load from
+	// elsewhere on the machine does not decide the ratio.
+	table, _ := warehouse.Lookup(warehouse.Characters)
+	var best, bestFloor time.Duration
+	for round := 1; round <= rounds; round++ {
+		floor, took, err := timeLoadData(ctx, client, server, csvPath, table)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "load: round %d: LOAD DATA LOCAL INFILE %d rows in %s (%.0f rows/s)\n", round, rows, took.Round(time.Millisecond), float64(rows)/took.Seconds())
+		if bestFloor == 0 || took < bestFloor {
+			bestFloor = took
+		}
+		ours, took, res, err := timeApply(ctx, &loader, server, csvPath, table)
+		if err != nil {
+			floor.drop()
+			return nil, err
+		}
+		fmt.Fprintf(out, "load: round %d: load.Apply %d rows in %s (%.0f rows/s, %d attempt(s))\n", round, res.Rows, took.Round(time.Millisecond), float64(rows)/took.Seconds(), res.Attempts)
+		if best == 0 || took < best {
+			best = took
+		}
+		err = sameData(ctx, out, ours, floor, table, rows, round == rounds)
+		ours.drop()
+		floor.drop()
+		if err != nil {
+			return nil, err
+		}
+	}
+	ourRate, floorRate := float64(rows)/best.Seconds(), float64(rows)/bestFloor.Seconds()
+	ratio := ourRate / floorRate
+	return []figure{{
+		Section: "load", Name: fmt.Sprintf("load.Apply, %d-row characters CSV", rows),
+		Value: ourRate, Unit: "rows/s", Baseline: floorRate, BaseName: "LOAD DATA LOCAL INFILE",
+		Ratio: ratio, Target: ">= 0.7x", Met: met(ratio >= 0.7),
+	}}, nil
+}
+
+// timeApply loads the CSV at path into a fresh database with load.Apply, on
+// a stream that cannot seek but can be opened again, like the S3 body the
+// Load function hands it.
+func timeApply(ctx context.Context, loader *load.Loader, server, path string, table warehouse.Table) (*benchDB, time.Duration, load.Result, error) {
+	d, err := freshDatabase(ctx, server, "bench_load_")
+	if err != nil {
+		return nil, 0, load.Result{}, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		d.drop()
+		return nil, 0, load.Result{}, err
+	}
+	defer f.Close()
+	start := time.Now()
+	res, err := loader.Apply(ctx, d.db, table, &fileBody{Reader: f, path: path}, load.ObjectRef{Bucket: "bench", Key: "processed/characters/bench.csv", ETag: "bench"})
+	took := time.Since(start)
+	if err != nil {
+		d.drop()
+		return nil, 0, res, fmt.Errorf("load.Apply: %w", err)
+	}
+	return d, took, res, nil
+}
+
+// fileBody reads a file as load.Apply reads an S3 body: no seeking, and
+// opened again for a rerun.
+type fileBody struct {
+	io.Reader
+	path string
+}
+
+func (b *fileBody) Reopen(context.Context) (io.ReadCloser, error) { return os.Open(b.path) }
+
+// timeLoadData loads the CSV at path into a fresh database with LOAD DATA.
+func timeLoadData(ctx context.Context, client, server, path string, table warehouse.Table) (*benchDB, time.Duration, error) {
+	d, err := freshDatabase(ctx, server, "bench_floor_")
+	if err != nil {
+		return nil, 0, err
+	}
+	start := time.Now()
+	if err := loadData(ctx, client, d, path, table); err != nil {
+		d.drop()
+		return nil, 0, err
+	}
+	return d, time.Since(start), nil
+}
+
+// sameData checks that both databases hold rows identical rows (data
+// columns); with full, by checksum of every row, else by count.
+func sameData(ctx context.Context, out io.Writer, a, b *benchDB, table warehouse.Table, rows int, full bool) error {
+	if !full {
+		var na, nb int
+		if err := a.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+warehouse.Quote(table.Name)).Scan(&na); err != nil {
+			return err
+		}
+		if err := b.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+warehouse.Quote(table.Name)).Scan(&nb); err != nil {
+			return err
+		}
+		if na != rows || nb != rows {
+			return fmt.Errorf("row counts: load.Apply %d, LOAD DATA %d, want %d", na, nb, rows)
+		}
+		return nil
+	}
+	sa, na, err := warehouse.Checksum(ctx, a.db, table, warehouse.DumpData)
+	if err != nil {
+		return err
+	}
+	sb, nb, err := warehouse.Checksum(ctx, b.db, table, warehouse.DumpData)
+	if err != nil {
+		return err
+	}
+	if sa != sb || na != nb || na != int64(rows) {
+		return fmt.Errorf("the two tables differ: load.Apply %d rows sha256 %s, LOAD DATA %d rows sha256 %s", na, sa[:12], nb, sb[:12])
+	}
+	fmt.Fprintf(out, "load: both tables hold the same %d rows (sha256 %s)\n", na, sa[:12])
+	return nil
+}
+
+// writeCharacters writes a processed characters CSV of n rows to a temporary
+// file: the warehouse header, tablecsv encoding, text with quotes, commas,
+// newlines and ’ ζ Á, empty strings and NULLs. It avoids the two values LOAD
+// DATA cannot read the same way (see loadData): the unquoted word NULL and
+// the quoted text \N.
+func writeCharacters(n int) (string, int64, error) {
+	f, err := os.CreateTemp("", "bench-characters-*.csv")
+	if err != nil {
+		return "", 0, err
+	}
+	table, _ := warehouse.Lookup(warehouse.Characters)
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := tablecsv.NewWriter(bw)
+	fail := func(err error) (string, int64, error) {
+		f.Close()
+		os.Remove(f.Name())
+		return "", 0, err
+	}
+	if err := w.WriteHeader(table.Header()); err != nil {
+		return fail(err)
+	}
+	created := time.Date(2017, 11, 4, 18, 48, 46, 250e6, time.UTC)
+	fetched := warehouse.FormatTime(time.Date(2026, 5, 1, 6, 0, 0, 0, time.UTC))
+	statuses := []string{"Alive", "Dead", "unknown"}
+	species := []string{"Human", "Alien", "Humanoid", "Mythological Creature", "Robot"}
+	types := []string{"", "", "", "Parasite", "Fish-Person", `Cronenberg, "the" one`, "Gazorpian"}
+	genders := []string{"Male", "Female", "Genderless", "unknown"}
+	row := make([]tablecsv.Field, len(table.Columns))
+	for id := 1; id <= n; id++ {
+		name := "Character " + strconv.Itoa(id)
+		switch id % 10 {
+		case 3:
+			name += " ’ ζ Á"
+		case 7:
+			name = `"Rick ` + strconv.Itoa(id) + `", the other one`
+		case 9:
+			name += "\nsecond line"
+		}
+		origin, originName := tablecsv.Null, "unknown"
+		if id%4 != 0 {
+			o := id%126 + 1
+			origin, originName = tablecsv.Text(strconv.Itoa(o)), "Location "+strconv.Itoa(o)
+		}
+		location, locationName := tablecsv.Null, ""
+		if id%6 != 0 {
+			l := (id*7)%126 + 1
+			location, locationName = tablecsv.Text(strconv.Itoa(l)), "Location "+strconv.Itoa(l)
+		}
+		row[0] = tablecsv.Text(strconv.Itoa(id))
+		row[1] = tablecsv.Text(name)
+		row[2] = tablecsv.Text(statuses[id%len(statuses)])
+		row[3] = tablecsv.Text(species[id%len(species)])
+		row[4] = tablecsv.Text(types[id%len(types)])
+		row[5] = tablecsv.Text(genders[id%len(genders)])
+		row[6], row[7], row[8], row[9] = origin, tablecsv.Text(originName), location, tablecsv.Text(locationName)
+		row[10] = tablecsv.Text("https://rickandmortyapi.com/api/character/avatar/" + strconv.Itoa(id) + ".jpeg")
+		row[11] = tablecsv.Text("https://rickandmortyapi.com/api/character/" + strconv.Itoa(id))
+		row[12] = tablecsv.Text(warehouse.FormatTime(created.Add(time.Duration(id) * 1237 * time.Millisecond)))
+		row[13] = tablecsv.Text(fetched)
+		if err := w.Write(row); err != nil {
+			return fail(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fail(err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	return f.Name(), st.Size(), nil
+}
+
+type benchDB struct {
+	name  string
+	dc    *mysql.Config
+	db    *sql.DB
+	admin *sql.DB
+}
+
+// freshDatabase creates a database named prefix+random on the server and
+// migrates it.
+func freshDatabase(ctx context.Context, server, prefix string) (*benchDB, error) {
+	dc, err := mysqldb.NormalizeDSN(server)
+	if err != nil {
+		return nil, err
+	}
+	adminConn, err := mysql.NewConnector(dc)
+	if err != nil {
+		return nil, err
+	}
+	admin := sql.OpenDB(adminConn)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := prefix + hex.EncodeToString(b)
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		admin.Close()
+		return nil, fmt.Errorf("creating database %s (is MariaDB running? bash .ci/services.sh): %w", name, err)
+	}
+	dbc := dc.Clone()
+	dbc.DBName = name
+	conn, err := mysql.NewConnector(dbc)
+	if err != nil {
+		return nil, err
+	}
+	d := &benchDB{name: name, dc: dbc, db: sql.OpenDB(conn), admin: admin}
+	if err := warehouse.Migrate(ctx, d.db); err != nil {
+		d.drop()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *benchDB) drop() {
+	d.db.Close()
+	_, _ = d.admin.Exec("DROP DATABASE IF EXISTS `" + d.name + "`")
+	d.admin.Close()
+}
+
+// loadData runs LOAD DATA LOCAL INFILE through the mariadb client.
+//
+// Reading our CSV the same way: fields are comma separated and optionally
+// enclosed in double quotes, a doubled quote inside being one quote (as in
+// RFC 4180); ESCAPED BY ” because our format has no backslash escapes (with
+// the default '\' a backslash in text would be eaten). With no escape
+// character LOAD DATA no longer reads \N as NULL, so the nullable columns go
+// through NULLIF(@v, '\N'); it would also read the unquoted word NULL as NULL
+// and could not tell the quoted text "\N" from NULL, which the generated data
+// avoids. Datetimes are parsed from our layout with STR_TO_DATE, and
+// createdDate is set as the upsert sets it.
+func loadData(ctx context.Context, client string, d *benchDB, path string, t warehouse.Table) error {
+	var cols, sets []string
+	for _, c := range t.Columns {
+		v := "@" + c.Name
+		switch {
+		case c.Kind == warehouse.DateTime:
+			cols = append(cols, v)
+			sets = append(sets, fmt.Sprintf("%s = STR_TO_DATE(%s, '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ')", warehouse.Quote(c.Name), v))
+		case c.Nullable:
+			cols = append(cols, v)
+			sets = append(sets, fmt.Sprintf("%s = NULLIF(%s, '\\\\N')", warehouse.Quote(c.Name), v))
+		default:
+			cols = append(cols, warehouse.Quote(c.Name))
+		}
+	}
+	sets = append(sets, warehouse.Quote(warehouse.CreatedDate)+" = UTC_TIMESTAMP(6)")
+	stmt := fmt.Sprintf(`LOAD DATA LOCAL INFILE '%s' INTO TABLE %s CHARACTER SET utf8mb4 `+
+		`FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '"' ESCAPED BY '' LINES TERMINATED BY '\n' IGNORE 1 LINES (%s) SET %s`,
+		strings.ReplaceAll(path, "'", "''"), warehouse.Quote(t.Name), strings.Join(cols, ", "), strings.Join(sets, ", "))
+	host, port, _ := strings.Cut(d.dc.Addr, ":")
+	args := []string{"--local-infile=1", "--protocol=TCP", "-h", host, "-u", d.dc.User, "--default-character-set=utf8mb4", "-D", d.name, "-e", stmt}
+	if port != "" {
+		args = append(args, "-P", port)
+	}
+	cmd := exec.CommandContext(ctx, client, args...)
+	cmd.Env = append(os.Environ(), "MYSQL_PWD="+d.dc.Passwd)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("LOAD DATA through %s: %v: %s", client, err, strings.TrimSpace(string(msg)))
+	}
+	return nil
 }

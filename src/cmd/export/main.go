@@ -4,6 +4,8 @@ package main
 import (
 	"context"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -18,6 +20,18 @@ import (
 )
 
 func main() {
+	// Memory is what an export pays for: its live heap is steady (part
+	// buffers and one Parquet row group) and it allocates little, so a GC
+	// goal of 1.5x instead of 2x the live heap costs ~1% CPU and saves a
+	// quarter of the peak. A soft limit under the function's memory makes
+	// the GC work harder near it instead of the sandbox being killed.
+	// GOGC and GOMEMLIMIT, when set, win.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
+	if mb, err := strconv.Atoi(os.Getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")); err == nil && mb > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(mb) << 20 * 9 / 10)
+	}
 	log := logging.New(os.Stdout, os.Getenv("LOG_LEVEL")).With("function", "export")
 	cfg, err := exportfn.ConfigFromEnv(os.Getenv)
 	if err != nil {

@@ -3,14 +3,15 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/awsclient"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extractfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 )
 
 func main() {
@@ -25,6 +26,6 @@ func main() {
 		log.Error("loading AWS configuration", "error", err)
 		os.Exit(1)
 	}
-	h := extractfn.New(cfg, awsclient.S3(awsCfg, cfg.PathStyle), &http.Client{}, log)
+	h := extractfn.New(cfg, awsclient.S3(awsCfg, cfg.PathStyle), rickmorty.NewHTTPClient(cfg.Concurrency), time.Now, log)
 	lambda.Start(h.Handle)
 }

@@ -1,5 +1,7 @@
 // Package warehouse defines the warehouse tables in MySQL: their columns,
-// keys and the processed-CSV contract between Transform and Load.
+// keys and the processed-CSV contract between Transform and Load; creates
+// them (Migrate: embedded, versioned migrations); writes them (UpsertSQL, the
+// load log) and reads them back for comparisons (Dump, Checksum).
 //
 // A processed CSV for table T has a header row holding exactly
 // T.Header() (the data columns, in order); values are encoded by tablecsv,

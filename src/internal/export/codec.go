@@ -1,0 +1,689 @@
+package export
+
+import (
+	"database/sql"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
+)
+
+// kind is how a column's values travel from the driver to CSV and Parquet.
+type kind int
+
+const (
+	kindInt      kind = iota // signed and unsigned integers up to INT UNSIGNED, YEAR: int64 from the driver
+	kindUint64               // BIGINT UNSIGNED: uint64 from the driver
+	kindFloat                // FLOAT: float32
+	kindDouble               // DOUBLE: float64
+	kindDecimal              // DECIMAL: text
+	kindDate                 // DATE: time.Time
+	kindDateTime             // DATETIME, TIMESTAMP: time.Time (UTC)
+	kindText                 // character types, ENUM, SET, JSON, TIME, UUID, INET: text
+	kindBinary               // BINARY, VARBINARY, BLOBs: bytes (base64 in CSV)
+	kindBit                  // BIT(n): big-endian bytes, exported as an integer
+)
+
+// column is one exported column: its MySQL definition and its encodings.
+type column struct {
+	Name              string
+	DataType          string // information_schema DATA_TYPE, lower case
+	ColumnType        string // information_schema COLUMN_TYPE, e.g. "int(10) unsigned"
+	Nullable          bool
+	Unsigned          bool
+	Precision, Scale  int // DECIMAL
+	DatetimePrecision int // fractional digits of DATETIME, TIMESTAMP
+	Index             int // position among the exported columns
+
+	kind       kind
+	node       parquet.Node // before optional wrapping
+	physical   parquet.Kind
+	flbaLen    int    // DECIMAL stored as FIXED_LEN_BYTE_ARRAY
+	err        error  // the type cannot be exported
+	generation string // GENERATION_EXPRESSION
+	invisible  bool
+}
+
+// newColumn maps a MySQL column type to its kind and Parquet node.
+//
+// Integers use the narrowest signed Parquet INT that holds every value of
+// the MySQL type (TINYINT UNSIGNED is INT(16), INT UNSIGNED is INT(64));
+// BIGINT UNSIGNED is DECIMAL(20,0), which every engine reads (UINT(64) is
+// not supported by Spark or Trino). DECIMAL(p,s) is DECIMAL(p,s) on INT32 (p <=
+// 9), INT64 (p <= 18) or FIXED_LEN_BYTE_ARRAY. DATE is DATE; DATETIME and
+// TIMESTAMP are TIMESTAMP(MICROS, adjusted to UTC); text is STRING; binary
+// types are plain BYTE_ARRAY.
+func newColumn(name, dataType, columnType string, nullable bool, precision, scale, dtPrecision int) *column {
+	c := &column{
+		Name: name, DataType: strings.ToLower(dataType), ColumnType: columnType, Nullable: nullable,
+		Unsigned:  strings.Contains(strings.ToLower(columnType), "unsigned"),
+		Precision: precision, Scale: scale, DatetimePrecision: dtPrecision,
+	}
+	signed := !c.Unsigned
+	switch c.DataType {
+	case "tinyint", "bool", "boolean":
+		c.kind, c.node = kindInt, pick(signed, parquet.Int(8), parquet.Int(16))
+	case "smallint":
+		c.kind, c.node = kindInt, pick(signed, parquet.Int(16), parquet.Int(32))
+	case "mediumint":
+		c.kind, c.node = kindInt, parquet.Int(32)
+	case "int", "integer":
+		c.kind, c.node = kindInt, pick(signed, parquet.Int(32), parquet.Int(64))
+	case "bigint":
+		c.kind, c.node = kindInt, parquet.Int(64)
+		if !signed {
+			c.kind, c.flbaLen, c.node = kindUint64, 9, uint64Node
+		}
+	case "year":
+		c.kind, c.node = kindInt, parquet.Int(16)
+	case "float":
+		c.kind, c.node = kindFloat, parquet.Leaf(parquet.FloatType)
+	case "double", "real", "double precision":
+		c.kind, c.node = kindDouble, parquet.Leaf(parquet.DoubleType)
+	case "decimal", "numeric", "dec", "fixed":
+		c.kind = kindDecimal
+		switch {
+		case precision < 1 || precision > 65 || scale < 0 || scale > precision:
+			c.err = fmt.Errorf("DECIMAL precision %d scale %d out of range", precision, scale)
+		case precision <= 9:
+			c.node = parquet.Decimal(scale, precision, parquet.Int32Type)
+		case precision <= 18:
+			c.node = parquet.Decimal(scale, precision, parquet.Int64Type)
+		default:
+			c.flbaLen = decimalBytes(precision)
+			c.node = parquet.Decimal(scale, precision, parquet.FixedLenByteArrayType(c.flbaLen))
+		}
+	case "date":
+		c.kind, c.node = kindDate, parquet.Date()
+	case "datetime", "timestamp":
+		c.kind, c.node = kindDateTime, parquet.Timestamp(parquet.Microsecond)
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json",
+		"time", "uuid", "inet4", "inet6":
+		c.kind, c.node = kindText, parquet.String()
+	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
+		c.kind, c.node = kindBinary, parquet.Leaf(parquet.ByteArrayType)
+	case "bit":
+		c.kind, c.node = kindBit, parquet.Int(64)
+		if precision >= 64 {
+			c.flbaLen, c.node = 9, uint64Node
+		}
+	default:
+		c.err = fmt.Errorf("type %s is not supported by the exporter", columnType)
+	}
+	if c.node != nil {
+		c.physical = c.node.Type().Kind()
+	}
+	return c
+}
+
+// uint64Node holds 64-bit unsigned integers as DECIMAL(20,0): exact, and
+// readable by engines that have no unsigned 64-bit type (Spark, Trino).
+var uint64Node = parquet.Decimal(0, 20, parquet.FixedLenByteArrayType(9))
+
+// uint64Value encodes n for uint64Node (9 bytes, big-endian two's complement).
+func uint64Value(n uint64, arena []byte) (parquet.Value, []byte) {
+	start := len(arena)
+	arena = append(arena, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint64(arena[start+1:], n)
+	return parquet.FixedLenByteArrayValue(arena[start:len(arena):len(arena)]), arena
+}
+
+// uint64Of decodes a uint64Node value.
+func uint64Of(v parquet.Value) uint64 {
+	b := v.ByteArray()
+	return binary.BigEndian.Uint64(b[len(b)-8:])
+}
+
+func pick(cond bool, a, b parquet.Node) parquet.Node {
+	if cond {
+		return a
+	}
+	return b
+}
+
+// decimalBytes is the FIXED_LEN_BYTE_ARRAY length that holds any unscaled
+// value of precision digits in two's complement.
+func decimalBytes(precision int) int {
+	max := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(precision)), nil)
+	return (max.BitLen() + 1 + 7) / 8
+}
+
+// usableAsKey reports whether the column can be part of the keyset position.
+func (c *column) usableAsKey() error {
+	switch c.kind {
+	case kindFloat, kindDouble:
+		return errors.New("a floating-point key cannot give an exact position")
+	}
+	return c.err
+}
+
+// parquetNode is the column's node in the file schema.
+func (c *column) parquetNode() parquet.Node {
+	if c.Nullable {
+		return parquet.Optional(c.node)
+	}
+	return parquet.Required(c.node)
+}
+
+// scanDest is what rows.Scan fills for the column: RawBytes for values the
+// driver hands over as bytes (no copy), any for the ones it converts.
+func (c *column) scanDest() any {
+	switch c.kind {
+	case kindDecimal, kindText, kindBinary, kindBit:
+		return new(sql.RawBytes)
+	}
+	return new(any)
+}
+
+// cell is one scanned value.
+type cell struct {
+	raw   *sql.RawBytes
+	value *any
+}
+
+func (x cell) null() bool {
+	if x.raw != nil {
+		return *x.raw == nil
+	}
+	return *x.value == nil
+}
+
+// errZeroDate reports MySQL's zero date, which no other system can represent.
+var errZeroDate = errors.New("zero date 0000-00-00 cannot be exported (the driver reads it as year 1)")
+
+// encoder turns scanned rows into Parquet rows; appendCSV renders a Parquet
+// row as a CSV record. The reader goroutine does the first, the writer the
+// second, so the two share the work of a run on two cores; and the CSV
+// file can only ever say what the Parquet file says.
+type encoder struct {
+	cols  []*column
+	cells []cell
+	dest  []any
+	b64   []byte
+	big   big.Int
+}
+
+func newEncoder(cols []*column, extra int) *encoder {
+	e := &encoder{cols: cols}
+	for _, c := range cols {
+		d := c.scanDest()
+		e.dest = append(e.dest, d)
+		switch d := d.(type) {
+		case *sql.RawBytes:
+			e.cells = append(e.cells, cell{raw: d})
+		case *any:
+			e.cells = append(e.cells, cell{value: d})
+		}
+	}
+	for range extra {
+		d := new(any)
+		e.dest = append(e.dest, d)
+		e.cells = append(e.cells, cell{value: d})
+	}
+	return e
+}
+
+// bytesString views b as a string without copying; the string must not
+// outlive b's content (tablecsv copies it at once).
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// encode appends the Parquet values of the scanned row to row, copying
+// byte arrays into arena, and checks NOT NULL columns.
+func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, error) {
+	for i, c := range e.cols {
+		x := e.cells[i]
+		def := 0
+		if c.Nullable {
+			def = 1
+		}
+		if x.null() {
+			if !c.Nullable {
+				return row, arena, fmt.Errorf("column %s is NOT NULL but the database returned NULL", c.Name)
+			}
+			row = append(row, parquet.NullValue().Level(0, 0, i))
+			continue
+		}
+		var v parquet.Value
+		switch c.kind {
+		case kindInt:
+			n, ok := (*x.value).(int64)
+			if !ok {
+				return row, arena, fmt.Errorf("column %s: driver returned %T, want int64", c.Name, *x.value)
+			}
+			if c.physical == parquet.Int32 {
+				v = parquet.Int32Value(int32(n))
+			} else {
+				v = parquet.Int64Value(n)
+			}
+		case kindUint64:
+			var n uint64
+			switch u := (*x.value).(type) {
+			case uint64:
+				n = u
+			case int64:
+				n = uint64(u)
+			default:
+				return row, arena, fmt.Errorf("column %s: driver returned %T, want uint64", c.Name, *x.value)
+			}
+			v, arena = uint64Value(n, arena)
+		case kindFloat:
+			f, ok := (*x.value).(float32)
+			if !ok {
+				return row, arena, fmt.Errorf("column %s: driver returned %T, want float32", c.Name, *x.value)
+			}
+			v = parquet.FloatValue(f)
+		case kindDouble:
+			f, ok := (*x.value).(float64)
+			if !ok {
+				return row, arena, fmt.Errorf("column %s: driver returned %T, want float64", c.Name, *x.value)
+			}
+			v = parquet.DoubleValue(f)
+		case kindDecimal:
+			var err error
+			v, arena, err = c.decimalValue(*x.raw, arena)
+			if err != nil {
+				return row, arena, err
+			}
+		case kindDate, kindDateTime:
+			t, ok := (*x.value).(time.Time)
+			if !ok {
+				return row, arena, fmt.Errorf("column %s: driver returned %T, want time.Time", c.Name, *x.value)
+			}
+			if t.IsZero() {
+				return row, arena, fmt.Errorf("column %s: %w", c.Name, errZeroDate)
+			}
+			if c.kind == kindDate {
+				v = parquet.Int32Value(int32(floorDiv(t.Unix(), 86400)))
+			} else {
+				v = parquet.Int64Value(t.UnixMicro())
+			}
+		case kindText, kindBinary:
+			b := *x.raw
+			if c.kind == kindText && !utf8.Valid(b) {
+				return row, arena, fmt.Errorf("column %s: text is not valid UTF-8", c.Name)
+			}
+			start := len(arena)
+			arena = append(arena, b...)
+			v = parquet.ByteArrayValue(arena[start:len(arena):len(arena)])
+		case kindBit:
+			b := *x.raw
+			if len(b) > 8 {
+				return row, arena, fmt.Errorf("column %s: BIT value of %d bytes", c.Name, len(b))
+			}
+			var buf [8]byte
+			copy(buf[8-len(b):], b)
+			if n := binary.BigEndian.Uint64(buf[:]); c.flbaLen > 0 {
+				v, arena = uint64Value(n, arena)
+			} else {
+				v = parquet.Int64Value(int64(n))
+			}
+		}
+		row = append(row, v.Level(0, def, i))
+	}
+	return row, arena, nil
+}
+
+// appendCSV appends row as one CSV record (tablecsv encoding: \N for NULL,
+// UTC datetimes with the column's fractional digits, DECIMAL with its
+// scale, binary as base64).
+func (e *encoder) appendCSV(dst []byte, row parquet.Row) []byte {
+	for i, c := range e.cols {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		v := row[i]
+		if v.IsNull() {
+			dst = append(dst, tablecsv.NullToken...)
+			continue
+		}
+		switch c.kind {
+		case kindInt:
+			if c.physical == parquet.Int32 {
+				dst = strconv.AppendInt(dst, int64(v.Int32()), 10)
+			} else {
+				dst = strconv.AppendInt(dst, v.Int64(), 10)
+			}
+		case kindUint64, kindBit:
+			if c.flbaLen > 0 {
+				dst = strconv.AppendUint(dst, uint64Of(v), 10)
+			} else {
+				dst = strconv.AppendUint(dst, uint64(v.Int64()), 10)
+			}
+		case kindFloat:
+			dst = strconv.AppendFloat(dst, float64(v.Float()), 'g', -1, 32)
+		case kindDouble:
+			dst = strconv.AppendFloat(dst, v.Double(), 'g', -1, 64)
+		case kindDecimal:
+			dst = e.appendDecimal(dst, c, v)
+		case kindDate:
+			dst = appendDays(dst, int64(v.Int32()))
+		case kindDateTime:
+			dst = appendMicros(dst, v.Int64(), c.DatetimePrecision)
+		case kindText:
+			dst = tablecsv.AppendField(dst, tablecsv.Text(bytesString(v.ByteArray())))
+		case kindBinary:
+			e.b64 = base64.StdEncoding.AppendEncode(e.b64[:0], v.ByteArray())
+			dst = append(dst, e.b64...)
+		}
+	}
+	return append(dst, '\n')
+}
+
+// appendDecimal renders an unscaled DECIMAL value with the column's scale,
+// as MySQL does ("-0.05", "12.50", "7").
+func (e *encoder) appendDecimal(dst []byte, c *column, v parquet.Value) []byte {
+	var digits []byte
+	neg := false
+	var buf [24]byte
+	switch c.physical {
+	case parquet.Int32, parquet.Int64:
+		n := v.Int64()
+		if c.physical == parquet.Int32 {
+			n = int64(v.Int32())
+		}
+		if n < 0 {
+			neg, n = true, -n
+		}
+		digits = strconv.AppendInt(buf[:0], n, 10)
+	default:
+		b := v.ByteArray()
+		e.big.SetBytes(b)
+		if len(b) > 0 && b[0]&0x80 != 0 {
+			e.big.Sub(&e.big, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+			e.big.Neg(&e.big)
+			neg = true
+		}
+		digits = e.big.Append(nil, 10)
+	}
+	if neg {
+		dst = append(dst, '-')
+	}
+	if c.Scale == 0 {
+		return append(dst, digits...)
+	}
+	if len(digits) <= c.Scale {
+		dst = append(dst, '0', '.')
+		for range c.Scale - len(digits) {
+			dst = append(dst, '0')
+		}
+		return append(dst, digits...)
+	}
+	dst = append(dst, digits[:len(digits)-c.Scale]...)
+	dst = append(dst, '.')
+	return append(dst, digits[len(digits)-c.Scale:]...)
+}
+
+// civil returns the proleptic Gregorian date of a day count since
+// 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
+func civil(days int64) (y int64, m, d int) {
+	z := days + 719468
+	era := floorDiv(z, 146097)
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y = yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = int(doy - (153*mp+2)/5 + 1)
+	if mp < 10 {
+		m = int(mp + 3)
+	} else {
+		m = int(mp - 9)
+	}
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
+
+// appendDays appends a day count since the epoch as 2006-01-02.
+func appendDays(dst []byte, days int64) []byte {
+	y, m, d := civil(days)
+	if y < 0 || y > 9999 {
+		return time.Unix(days*86400, 0).UTC().AppendFormat(dst, "2006-01-02")
+	}
+	dst = appendDigits(dst, int(y), 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, m, 2)
+	dst = append(dst, '-')
+	return appendDigits(dst, d, 2)
+}
+
+// appendMicros appends microseconds since the epoch as RFC 3339 UTC with
+// frac fractional digits (0 to 6): 2006-01-02T15:04:05[.000000]Z.
+func appendMicros(dst []byte, us int64, frac int) []byte {
+	sec := floorDiv(us, 1_000_000)
+	sub := int(us - sec*1_000_000)
+	days := floorDiv(sec, 86400)
+	sod := int(sec - days*86400)
+	if y, _, _ := civil(days); y < 0 || y > 9999 || frac < 0 || frac > 6 {
+		return time.UnixMicro(us).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
+	}
+	dst = appendDays(dst, days)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, sod/3600, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sod/60%60, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sod%60, 2)
+	if frac > 0 {
+		dst = append(dst, '.')
+		for i := 6; i > frac; i-- {
+			sub /= 10
+		}
+		dst = appendDigits(dst, sub, frac)
+	}
+	return append(dst, 'Z')
+}
+
+// appendDigits appends n, zero-padded to width digits.
+func appendDigits(dst []byte, n, width int) []byte {
+	var buf [8]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(dst, buf[:width]...)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// decimalValue parses MySQL's rendering of a DECIMAL(p,s) ("-123.45",
+// exactly s fractional digits) into the unscaled Parquet value.
+func (c *column) decimalValue(b, arena []byte) (parquet.Value, []byte, error) {
+	bad := func() (parquet.Value, []byte, error) {
+		return parquet.Value{}, arena, fmt.Errorf("column %s: %q is not a DECIMAL(%d,%d) value", c.Name, b, c.Precision, c.Scale)
+	}
+	s := b
+	neg := false
+	if len(s) > 0 && s[0] == '-' {
+		neg, s = true, s[1:]
+	}
+	intPart, frac := s, []byte(nil)
+	if i := indexByte(s, '.'); i >= 0 {
+		intPart, frac = s[:i], s[i+1:]
+	}
+	if len(frac) != c.Scale || len(intPart) == 0 || len(intPart)+len(frac) > c.Precision+1 {
+		return bad()
+	}
+	if c.flbaLen == 0 {
+		var n int64
+		for _, part := range [][]byte{intPart, frac} {
+			for _, d := range part {
+				if d < '0' || d > '9' {
+					return bad()
+				}
+				n = n*10 + int64(d-'0')
+			}
+		}
+		if len(intPart)+len(frac) > 18 {
+			return bad()
+		}
+		if neg {
+			n = -n
+		}
+		if c.node.Type().Kind() == parquet.Int32 {
+			return parquet.Int32Value(int32(n)), arena, nil
+		}
+		return parquet.Int64Value(n), arena, nil
+	}
+	digits := make([]byte, 0, len(intPart)+len(frac))
+	digits = append(append(digits, intPart...), frac...)
+	n, ok := new(big.Int).SetString(string(digits), 10)
+	if !ok {
+		return bad()
+	}
+	if neg {
+		n.Neg(n)
+	}
+	start := len(arena)
+	arena = append(arena, make([]byte, c.flbaLen)...)
+	putTwosComplement(arena[start:], n)
+	return parquet.FixedLenByteArrayValue(arena[start:len(arena):len(arena)]), arena, nil
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// putTwosComplement writes n big-endian in two's complement over all of dst.
+func putTwosComplement(dst []byte, n *big.Int) {
+	if n.Sign() >= 0 {
+		n.FillBytes(dst)
+		return
+	}
+	// -n = ^(n-1) for the magnitude: write |n|-1 and invert.
+	m := new(big.Int).Neg(n)
+	m.Sub(m, big.NewInt(1))
+	m.FillBytes(dst)
+	for i := range dst {
+		dst[i] = ^dst[i]
+	}
+}
+
+// keyValue returns the current row's value of a key column as it is stored
+// in the watermark file: a JSON number for integers, a JSON string holding
+// the MySQL literal otherwise.
+func (c *column) keyValue(x cell) (json.RawMessage, error) {
+	if x.null() {
+		return nil, fmt.Errorf("key column %s is NULL", c.Name)
+	}
+	switch c.kind {
+	case kindInt, kindUint64:
+		switch n := (*x.value).(type) {
+		case int64:
+			return strconv.AppendInt(nil, n, 10), nil
+		case uint64:
+			return strconv.AppendUint(nil, n, 10), nil
+		}
+	case kindBit:
+		var buf [8]byte
+		copy(buf[8-len(*x.raw):], *x.raw)
+		return strconv.AppendUint(nil, binary.BigEndian.Uint64(buf[:]), 10), nil
+	case kindDecimal, kindText:
+		return json.Marshal(string(*x.raw))
+	case kindBinary:
+		return json.Marshal(base64.StdEncoding.EncodeToString(*x.raw))
+	case kindDate:
+		if t, ok := (*x.value).(time.Time); ok {
+			return json.Marshal(t.UTC().Format("2006-01-02"))
+		}
+	case kindDateTime:
+		if t, ok := (*x.value).(time.Time); ok {
+			return json.Marshal(t.UTC().Format("2006-01-02 15:04:05.000000"))
+		}
+	}
+	return nil, fmt.Errorf("key column %s: unexpected value %T", c.Name, *x.value)
+}
+
+// keyArg converts a watermark key value back to a query argument, and
+// keyPlaceholder is the SQL that compares it exactly with the column.
+func (c *column) keyArg(v json.RawMessage) (any, error) {
+	mismatch := func() (any, error) {
+		return nil, fmt.Errorf("watermark key value %s does not fit key column %s (%s)", v, c.Name, c.ColumnType)
+	}
+	switch c.kind {
+	case kindInt, kindBit:
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			if c.kind == kindBit {
+				u, err := strconv.ParseUint(string(v), 10, 64)
+				if err != nil {
+					return mismatch()
+				}
+				return u, nil
+			}
+			return mismatch()
+		}
+		return n, nil
+	case kindUint64:
+		n, err := strconv.ParseUint(string(v), 10, 64)
+		if err != nil {
+			return mismatch()
+		}
+		return n, nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return mismatch()
+	}
+	switch c.kind {
+	case kindBinary:
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return mismatch()
+		}
+		return b, nil
+	case kindDate:
+		if _, err := time.Parse("2006-01-02", s); err != nil {
+			return mismatch()
+		}
+	case kindDateTime:
+		if _, err := time.Parse("2006-01-02 15:04:05.000000", s); err != nil {
+			return mismatch()
+		}
+	case kindDecimal:
+		if _, ok := new(big.Float).SetString(s); !ok {
+			return mismatch()
+		}
+	}
+	return s, nil
+}
+
+func (c *column) keyPlaceholder() string {
+	switch c.kind {
+	case kindDecimal:
+		return fmt.Sprintf("CAST(? AS DECIMAL(%d,%d))", c.Precision, c.Scale)
+	case kindDate:
+		return "CAST(? AS DATE)"
+	case kindDateTime:
+		return "CAST(? AS DATETIME(6))"
+	}
+	return "?"
+}

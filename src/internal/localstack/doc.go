@@ -1,0 +1,56 @@
+// Package localstack runs the pipeline's AWS-side services on one machine, in
+// process, for the local CLI (src/cmd/pipeline). It is never imported by a
+// Lambda binary: its dependencies (an S3 emulator, a SQL engine) stay out of
+// them.
+//
+// # S3
+//
+// Start serves an S3-compatible HTTP endpoint (path-style addressing; the
+// S3 protocol is github.com/johannesboyne/gofakes3's) whose objects are plain
+// files, so a person can look at them with ls and cat and they survive
+// between commands:
+//
+//	<data-dir>/s3/<bucket>/<key>      the object's bytes, exactly
+//	<data-dir>/s3meta/<bucket>/*.json  its ETag, Content-Type and x-amz-meta-* (one sidecar per object)
+//	<data-dir>/s3tmp/                  uploads in progress (removed by Close)
+//
+// Every write goes to a temporary file that is renamed into place, so an
+// object file is never half-written, not even when the process is killed.
+// Clients use any credentials (AccessKeyID/SecretAccessKey are handed out),
+// region us-east-1, and checksums "when required": Server.AWSConfig,
+// Server.Client and Server.Env set all of that up.
+//
+// Supported: PutObject (with x-amz-meta-*, Content-Type, Content-MD5),
+// GetObject (with Range), HeadObject, ListObjects(V2) with prefix, delimiter
+// and pagination, CopyObject with MetadataDirective COPY or REPLACE (copying
+// an object onto itself requires REPLACE, as on S3), DeleteObject(s),
+// multipart uploads (parts are streamed to disk; the ETag is S3's
+// "<md5 of part md5s>-<parts>"; every part but the last must be 5 MiB or
+// more, as on S3), aws-chunked uploads (SigV4 streaming, with or without
+// trailing checksums), and conditional writes: If-None-Match: * and
+// If-Match: <etag> on PutObject, CopyObject and CompleteMultipartUpload fail
+// with 412 PreconditionFailed, atomically with respect to other writes of the
+// key. Not supported: versioning, object tagging and ACLs (ignored), checksum
+// headers in responses, and keys that a folder cannot hold ("a//b", "dir/",
+// or both "a" and "a/b"): those are refused with InvalidArgument.
+//
+// Every new object version (PutObject, CopyObject, CompleteMultipartUpload)
+// is announced to the Server.OnObjectCreated hooks before the client gets
+// its response. Files copied into a bucket folder by other means are found
+// and announced by a Watcher (polling, once a file's size and modification
+// time have settled); they have no metadata and their ETag is the MD5 of
+// their content.
+//
+// # MySQL
+//
+// StartMySQL serves a MySQL-compatible engine (github.com/dolthub/go-mysql-server
+// with its in-memory storage) reached with github.com/go-sql-driver/mysql
+// through MySQL.DSN. go-mysql-server has no persistent storage of its own
+// (that is Dolt); MySQL keeps each database in memory for the life of the
+// process and saves it to <data-dir>/mysql/<database>.sql, a plain SQL dump
+// replayed at the next start, on Close and Save. Writers are serialized
+// engine-wide (see MySQL). The SQL the pipeline relies on (upserts with
+// ON DUPLICATE KEY UPDATE, DATETIME(3), utf8mb4, GET_LOCK, transactions,
+// information_schema keys, row-value comparisons) is covered by this
+// package's tests, which run the same probes against MariaDB.
+package localstack

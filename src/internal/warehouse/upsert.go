@@ -1,0 +1,92 @@
+package warehouse
+
+import "strings"
+
+// MaxPlaceholders is the most placeholders one statement may hold (the MySQL
+// protocol counts them in 16 bits), which bounds the rows of an upsert.
+const MaxPlaceholders = 65535
+
+// UpsertArgs is the number of arguments per row of UpsertSQL: the data
+// columns in CSV order, then the load time.
+func (t Table) UpsertArgs() int { return len(t.Columns) + 1 }
+
+// UpsertSQL returns the statement that upserts rows rows into t, with
+// UpsertArgs placeholders per row: the data columns in CSV order followed by
+// the load time, which becomes createdDate of the rows it inserts and
+// modifiedDate of the rows whose values it changes.
+//
+// For versioned tables an existing row is overwritten only by data fetched
+// at the same time or later, and modifiedDate moves only when a data column
+// actually changes (compared byte for byte: the text collation is case- and
+// accent-insensitive). The assignments are ordered so that the statement
+// means the same whether the server evaluates them left to right (MySQL,
+// MariaDB) or simultaneously (MariaDB's SIMULTANEOUS_ASSIGNMENT): modifiedDate
+// first, reading the old values; each data column reading the old fetched_at;
+// fetched_at last. Link tables are insert-only: a duplicate changes nothing.
+//
+// VALUES(col) is used rather than MySQL 8's "INSERT ... AS new" alias, which
+// MariaDB does not parse.
+func UpsertSQL(t Table, rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(Quote(t.Name))
+	b.WriteString(" (")
+	for _, c := range t.Columns {
+		b.WriteString(Quote(c.Name))
+		b.WriteString(", ")
+	}
+	b.WriteString(Quote(CreatedDate))
+	b.WriteString(") VALUES ")
+	tuple := "(" + strings.Repeat("?, ", len(t.Columns)) + "?)"
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(tuple)
+	}
+	b.WriteString(" ON DUPLICATE KEY UPDATE ")
+	if !t.Versioned {
+		k := Quote(t.Key[0])
+		b.WriteString(k + " = " + k)
+		return b.String()
+	}
+	fetched := Quote(FetchedAt)
+	newer := "VALUES(" + fetched + ") >= " + fetched
+	var same []string
+	for _, c := range t.Columns {
+		if c.Name == FetchedAt || t.isKey(c.Name) {
+			continue
+		}
+		q := Quote(c.Name)
+		if c.Kind == Text {
+			same = append(same, "CAST("+q+" AS BINARY) <=> CAST(VALUES("+q+") AS BINARY)")
+		} else {
+			same = append(same, q+" <=> VALUES("+q+")")
+		}
+	}
+	m := Quote(ModifiedDate)
+	b.WriteString(m + " = IF(" + newer + " AND NOT (" + strings.Join(same, " AND ") + "), VALUES(" + Quote(CreatedDate) + "), " + m + ")")
+	for _, c := range t.Columns {
+		if c.Name == FetchedAt || t.isKey(c.Name) {
+			continue
+		}
+		q := Quote(c.Name)
+		b.WriteString(", " + q + " = IF(" + newer + ", VALUES(" + q + "), " + q + ")")
+	}
+	b.WriteString(", " + fetched + " = GREATEST(" + fetched + ", VALUES(" + fetched + "))")
+	return b.String()
+}
+
+func (t Table) isKey(name string) bool {
+	for _, k := range t.Key {
+		if k == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Quote returns name as a backtick-quoted MySQL identifier.
+func Quote(name string) string {
+	return "`" + strings.ReplaceAll(name, "`", "``") + "`"
+}
