@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 )
 
 // LoadLogTable records every object Load applied.
@@ -53,16 +51,19 @@ type rowQueryer interface {
 // concurrent transaction claiming the same object makes this one wait until
 // that one commits (false) or rolls back (true).
 func ClaimLoad(ctx context.Context, tx execer, e LoadEntry) (bool, error) {
-	_, err := tx.ExecContext(ctx, "INSERT INTO `"+LoadLogTable+"` (`object_hash`, `bucket`, `object_key`, `version`, `table_name`, `row_count`, `loaded_at`) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	// ON DUPLICATE KEY UPDATE with no change affects 0 rows: the object was claimed
+	// before. (No driver error type here, so the table definitions stay free of
+	// the MySQL driver and the transform binary does not link it.)
+	res, err := tx.ExecContext(ctx, "INSERT INTO `"+LoadLogTable+"` (`object_hash`, `bucket`, `object_key`, `version`, `table_name`, `row_count`, `loaded_at`) VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE `object_hash` = `object_hash`",
 		e.hash(), e.Bucket, e.Key, e.Version, e.Table, e.Rows, e.LoadedAt)
-	if err == nil {
-		return true, nil
+	if err != nil {
+		return false, fmt.Errorf("recording s3://%s/%s in %s: %w", e.Bucket, e.Key, LoadLogTable, err)
 	}
-	var me *mysql.MySQLError
-	if errors.As(err, &me) && me.Number == 1062 {
-		return false, nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("recording s3://%s/%s in %s: %w", e.Bucket, e.Key, LoadLogTable, err)
 	}
-	return false, fmt.Errorf("recording s3://%s/%s in %s: %w", e.Bucket, e.Key, LoadLogTable, err)
+	return n == 1, nil
 }
 
 // FinishLoad stores the row count of a claimed entry, in the same transaction.
