@@ -1405,10 +1405,12 @@ func TestDataAccessPerFunction(t *testing.T) {
 		}},
 		{"TransformFunction", deployed, dataAccess{
 			S3: map[string][]string{
-				"s3:GetObject":        {"raw/*"},
-				"s3:GetObjectVersion": {"raw/*"},
-				"s3:ListBucket":       {"raw/*"},
-				"s3:PutObject":        {"processed/*", "quarantine/*", "rejected/*"},
+				"s3:GetObject":            {"raw/*"},
+				"s3:GetObjectVersion":     {"raw/*"},
+				"s3:ListBucket":           {"raw/*"},
+				"s3:PutObject":            {"processed/*", "quarantine/*", "rejected/*"},
+				"s3:AbortMultipartUpload": {"processed/*", "quarantine/*", "rejected/*"},
+				"s3:DeleteObject":         {"rejected/*"},
 			},
 			SQS: map[string][]string{"sqs:SendMessage": {"TransformFailureQueue"}},
 		}},
