@@ -783,3 +783,50 @@ func TestMySQLWithoutDataDirKeepsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMySQLRestoresManyCompositeKeyRows is the regression test for a restore
+// that failed with a false "duplicate primary key" when one INSERT of the
+// snapshot held all 1,268 character_episodes links.
+func TestMySQLRestoresManyCompositeKeyRows(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	m, err := localstack.StartMySQL(ctx, localstack.MySQLOptions{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDSN(t, m.DSN())
+	if err := execAll(ctx, db, "CREATE TABLE `links` (`c` INT NOT NULL, `e` INT NOT NULL, `at` DATETIME(6) NOT NULL, PRIMARY KEY (`c`, `e`), KEY `ix_e` (`e`))"); err != nil {
+		t.Fatal(err)
+	}
+	const want = 3000
+	for start := 0; start < want; start += 250 {
+		q := "INSERT INTO `links` VALUES "
+		var args []any
+		for i := start; i < start+250; i++ {
+			if i > start {
+				q += ","
+			}
+			q += "(?,?,?)"
+			args = append(args, 1+i/51, 1+(i*7)%51, t0)
+		}
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := localstack.StartMySQL(ctx, localstack.MySQLOptions{DataDir: dir})
+	if err != nil {
+		t.Fatalf("restoring the snapshot: %v", err)
+	}
+	defer m2.Close()
+	var n int
+	if err := openDSN(t, m2.DSN()).QueryRowContext(ctx, "SELECT COUNT(*) FROM `links`").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != want {
+		t.Errorf("restored %d rows, want %d", n, want)
+	}
+}
