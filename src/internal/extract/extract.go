@@ -288,10 +288,11 @@ func (c *Crawler) Run(ctx context.Context, force bool) (Result, error) {
 		crawlCtx, cancel = context.WithDeadlineCause(ctx, r.stopAt, errStopped)
 	}
 	r.crawl(crawlCtx)
-	cancel()
-
 	res := r.finish()
+	// The verdict reads crawlCtx's state, so it is cancelled only after: a
+	// crawl that finished in time must not look stopped by its deadline.
 	err := r.verdict(ctx, crawlCtx, &res)
+	cancel()
 	if merr := c.writeManifest(ctx, res, err); merr != nil {
 		err = errors.Join(err, merr)
 	}

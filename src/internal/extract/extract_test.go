@@ -237,6 +237,18 @@ func TestDeadlineStopsCleanly(t *testing.T) {
 
 // A deadline already within the margin starts nothing but still writes the
 // manifest.
+// Lambda always gives a deadline: a crawl that finishes well before it is a
+// success, not a stop.
+func TestDeadlineFarAwayIsNoStop(t *testing.T) {
+	a := startAPI(t, generate(t, replica.Sizes{Characters: 20, Locations: 20, Episodes: 20}), replica.Faults{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	res, err := New(quick(a.base, "b", 4), newMemStore(), nil, time.Now, testLogger(t)).Run(ctx, false)
+	if err != nil || !res.Complete || res.Stopped != "" {
+		t.Errorf("crawl with a distant deadline: %v, complete %v, stopped %q", err, res.Complete, res.Stopped)
+	}
+}
+
 func TestDeadlineTooClose(t *testing.T) {
 	a := startAPI(t, generate(t, replica.Sizes{Characters: 20, Locations: 20, Episodes: 20}), replica.Faults{}, nil)
 	store := newMemStore()
