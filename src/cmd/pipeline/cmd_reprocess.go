@@ -2,17 +2,287 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/dataeng/rickmorty-pipeline/src/internal/awsclient"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/config"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/transform"
 )
+
+// reprocessSuffix is the suffix filter of TransformFunction's S3 event in
+// template.yaml (prefix raw/, suffix .json): copying any other object under
+// raw/ would emit an event that invokes nothing.
+const reprocessSuffix = ".json"
+
+// maxCopySize is the largest object one CopyObject can copy (5 GiB).
+const maxCopySize = 5 << 30
+
+// defaultReprocessConcurrency bounds the copies in flight: each one starts a
+// Transform invocation, so this also bounds the burst sent to Lambda.
+const defaultReprocessConcurrency = 8
 
 func reprocessCommand() *command {
 	return &command{
 		name:    "reprocess",
 		summary: "make a deployed pipeline reprocess raw/ objects (copy onto themselves)",
 		setup: func(fs *flag.FlagSet, g *globals) func(ctx context.Context) (result, error) {
+			bucket := fs.String("bucket", "", "the deployed data bucket (required)")
+			prefix := fs.String("prefix", transform.RawPrefix, "reprocess every .json object under this prefix (it must be under raw/)")
+			dryRun := fs.Bool("dry-run", false, "list the objects, their sizes and the total; write nothing")
+			conc := fs.Int("concurrency", defaultReprocessConcurrency, "copies in flight")
 			return func(ctx context.Context) (result, error) {
-				return nil, errNotImplemented("reprocess")
+				if *bucket == "" {
+					return nil, errors.New("--bucket is required (the data bucket of the deployed stack)")
+				}
+				if err := checkRawPrefix(*prefix); err != nil {
+					return nil, err
+				}
+				if *conc < 1 {
+					return nil, errors.New("--concurrency must be positive")
+				}
+				// The default SDK configuration (profile, region, credentials,
+				// AWS_ENDPOINT_URL[_S3]); path style for S3-compatible servers.
+				env := config.New(os.Getenv)
+				pathStyle := env.Bool("S3_FORCE_PATH_STYLE", false)
+				if err := env.Err(); err != nil {
+					return nil, err
+				}
+				cfg, err := awsclient.Load(ctx)
+				if err != nil {
+					return nil, err
+				}
+				rp := reprocessor{s3: awsclient.S3(cfg, pathStyle), bucket: *bucket, concurrency: *conc}
+				return rp.run(ctx, *prefix, *dryRun)
 			}
 		},
 	}
+}
+
+// checkRawPrefix refuses a prefix outside raw/: copying processed/ or
+// exports/ objects onto themselves would re-trigger Load or nothing at all.
+func checkRawPrefix(prefix string) error {
+	if !strings.HasPrefix(prefix, transform.RawPrefix) {
+		return fmt.Errorf("--prefix %q is not under %s: only raw objects can be reprocessed (Transform is triggered by %s*%s)",
+			prefix, transform.RawPrefix, transform.RawPrefix, reprocessSuffix)
+	}
+	return nil
+}
+
+// reprocessS3 is what reprocess uses of the S3 client.
+type reprocessS3 interface {
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+}
+
+// reprocessor copies raw objects onto themselves so that S3 announces them
+// again (ObjectCreated:Copy) and the deployed Transform function runs on
+// each one.
+type reprocessor struct {
+	s3          reprocessS3
+	bucket      string
+	concurrency int
+}
+
+// Statuses of one object.
+const (
+	reprocessListed  = "listed"  // dry run: nothing written
+	reprocessCopied  = "copied"  // copied onto itself: S3 emitted ObjectCreated
+	reprocessSkipped = "skipped" // gone, or rewritten since it was read (its own event transforms it)
+	reprocessFailed  = "failed"  // not copied: see Reason
+	reprocessNotDone = "not done"
+)
+
+// reprocessObject is one object under the prefix.
+type reprocessObject struct {
+	Key    string `json:"key"`
+	Size   int64  `json:"size"`
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// reprocessResult is what `pipeline reprocess` did.
+type reprocessResult struct {
+	Bucket  string            `json:"bucket"`
+	Prefix  string            `json:"prefix"`
+	DryRun  bool              `json:"dryRun"`
+	Count   int               `json:"count"`   // .json objects under the prefix
+	Bytes   int64             `json:"bytes"`   // their total size
+	Ignored int               `json:"ignored"` // other objects under the prefix: no event would reach Transform
+	Copied  int               `json:"copied"`
+	Skipped int               `json:"skipped"`
+	Failed  int               `json:"failed"`
+	Objects []reprocessObject `json:"objects"` // in key order
+}
+
+func (r *reprocessResult) Human(w io.Writer) {
+	where := "s3://" + r.Bucket + "/" + r.Prefix
+	if r.DryRun {
+		for _, o := range r.Objects {
+			fmt.Fprintf(w, "%12d  %s\n", o.Size, o.Key)
+		}
+		fmt.Fprintf(w, "dry run: would copy %d objects (%d bytes) under %s onto themselves; %d other objects ignored; nothing written\n",
+			r.Count, r.Bytes, where, r.Ignored)
+		return
+	}
+	fmt.Fprintf(w, "reprocessed %d of %d objects (%d bytes) under %s: %d skipped, %d failed; %d other objects ignored\n",
+		r.Copied, r.Count, r.Bytes, where, r.Skipped, r.Failed, r.Ignored)
+	for _, o := range r.Objects {
+		if o.Status != reprocessCopied {
+			fmt.Fprintf(w, "  %s s3://%s/%s: %s\n", o.Status, r.Bucket, o.Key, o.Reason)
+		}
+	}
+}
+
+// run lists the .json objects under prefix and, unless dryRun, copies each
+// one onto itself with at most rp.concurrency copies in flight. A failed
+// object does not stop the others; the error counts them.
+func (rp *reprocessor) run(ctx context.Context, prefix string, dryRun bool) (*reprocessResult, error) {
+	res := &reprocessResult{Bucket: rp.bucket, Prefix: prefix, DryRun: dryRun, Objects: []reprocessObject{}}
+	// The listing is kept (keys and sizes only) so the report is in key
+	// order and a dry run can print it; raw/ holds pages, not rows.
+	p := s3.NewListObjectsV2Paginator(rp.s3, &s3.ListObjectsV2Input{Bucket: aws.String(rp.bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return res, fmt.Errorf("listing s3://%s/%s: %w", rp.bucket, prefix, err)
+		}
+		for _, obj := range page.Contents {
+			key := aws.ToString(obj.Key)
+			if !strings.HasSuffix(key, reprocessSuffix) {
+				res.Ignored++
+				continue
+			}
+			res.Objects = append(res.Objects, reprocessObject{Key: key, Size: aws.ToInt64(obj.Size), Status: reprocessListed})
+			res.Count++
+			res.Bytes += aws.ToInt64(obj.Size)
+		}
+	}
+	if dryRun {
+		return res, nil
+	}
+
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(rp.concurrency, len(res.Objects)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				o := &res.Objects[i] // each index is handed to one worker only
+				o.Status, o.Reason = rp.copyOnto(ctx, o.Key)
+			}
+		}()
+	}
+feed:
+	for i := range res.Objects {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+
+	for i := range res.Objects {
+		o := &res.Objects[i]
+		switch o.Status {
+		case reprocessCopied:
+			res.Copied++
+		case reprocessSkipped:
+			res.Skipped++
+		case reprocessFailed:
+			res.Failed++
+		case reprocessListed:
+			o.Status, o.Reason = reprocessNotDone, "interrupted before it was copied"
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("interrupted after %d of %d objects: %w", res.Copied+res.Skipped+res.Failed, res.Count, err)
+	}
+	if res.Failed > 0 {
+		return res, fmt.Errorf("%d of %d objects failed (listed above; run again to retry them)", res.Failed, res.Count)
+	}
+	return res, nil
+}
+
+// copyOnto copies the object at key onto itself. MetadataDirective REPLACE
+// is what S3 requires to copy an object onto itself; it replaces the
+// Content-Type and user metadata too, so both are read first and written
+// back unchanged (Transform reads fetched-at: losing it would date the rows
+// at the copy, not at the fetch). The copy is conditional on the ETag that
+// was read, so bytes written meanwhile never get the old metadata.
+func (rp *reprocessor) copyOnto(ctx context.Context, key string) (status, reason string) {
+	head, err := rp.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(rp.bucket), Key: aws.String(key)})
+	switch {
+	case httpStatus(err) == http.StatusNotFound:
+		return reprocessSkipped, "deleted since it was listed"
+	case err != nil:
+		return reprocessFailed, fmt.Sprintf("reading its metadata: %v", err)
+	case aws.ToInt64(head.ContentLength) > maxCopySize:
+		return reprocessFailed, fmt.Sprintf("%d bytes: CopyObject copies at most 5 GiB; upload it again instead", aws.ToInt64(head.ContentLength))
+	}
+	in := &s3.CopyObjectInput{
+		Bucket:             aws.String(rp.bucket),
+		Key:                aws.String(key),
+		CopySource:         aws.String(copySourceOf(rp.bucket, key)),
+		CopySourceIfMatch:  head.ETag,
+		MetadataDirective:  types.MetadataDirectiveReplace,
+		Metadata:           head.Metadata,
+		ContentType:        head.ContentType,
+		ContentEncoding:    head.ContentEncoding,
+		ContentDisposition: head.ContentDisposition,
+		ContentLanguage:    head.ContentLanguage,
+		CacheControl:       head.CacheControl,
+		StorageClass:       head.StorageClass, // empty (STANDARD) unless another class
+	}
+	_, err = rp.s3.CopyObject(ctx, in)
+	switch {
+	case err == nil:
+		return reprocessCopied, ""
+	case httpStatus(err) == http.StatusPreconditionFailed:
+		return reprocessSkipped, "rewritten since its metadata was read: that write's own event transforms it"
+	case httpStatus(err) == http.StatusNotFound:
+		return reprocessSkipped, "deleted since it was listed"
+	}
+	return reprocessFailed, fmt.Sprintf("copying onto itself: %v", err)
+}
+
+// httpStatus is the HTTP status of an S3 error, or 0.
+func httpStatus(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+// copySourceOf is the x-amz-copy-source of key: URL-encoded, every byte but
+// unreserved characters and '/'.
+func copySourceOf(bucket, key string) string {
+	var b strings.Builder
+	b.WriteString(bucket)
+	b.WriteByte('/')
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~/", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }

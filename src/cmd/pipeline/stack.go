@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
@@ -56,10 +59,41 @@ func (g *globals) openStack(ctx context.Context, needDB bool) (*stack, error) {
 		st.MySQL = my
 		st.DSN = my.DSN()
 		st.close = append(st.close, my.Close)
+	} else if err := ensureDatabase(ctx, st.DSN); err != nil {
+		st.Close()
+		return nil, err
 	}
 	st.DB = mysqldb.NewConnector(mysqldb.Config{DSN: st.DSN, MaxOpenConns: 4}, nil)
 	st.close = append(st.close, st.DB.Close)
 	return st, nil
+}
+
+// ensureDatabase creates the DSN's database on the server when it is
+// missing, so `--mysql-dsn 'root@tcp(127.0.0.1:3306)/rm'` works on a fresh
+// server.
+func ensureDatabase(ctx context.Context, dsn string) error {
+	dc, err := mysqldb.NormalizeDSN(dsn)
+	if err != nil {
+		return err
+	}
+	name := dc.DBName
+	if name == "" {
+		return errors.New("--mysql-dsn names no database (…/dbname)")
+	}
+	if strings.ContainsAny(name, "`\x00") {
+		return fmt.Errorf("--mysql-dsn: database name %q is not allowed", name)
+	}
+	dc.DBName = ""
+	conn, err := mysql.NewConnector(dc)
+	if err != nil {
+		return fmt.Errorf("connecting to MySQL: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		return fmt.Errorf("creating database %s: %w", name, err)
+	}
+	return nil
 }
 
 // Close stops what openStack started, the database last (it saves itself).

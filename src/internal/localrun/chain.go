@@ -288,6 +288,7 @@ func (c *Chain) poller(ctx context.Context, id string, qs QueueSettings, q *Queu
 	if c.cfg.BatchWindow >= 0 {
 		window = c.cfg.BatchWindow
 	}
+	window = min(window, c.cfg.VisibilityTimeout/2)
 	for ctx.Err() == nil && !c.stopping.Load() {
 		batch := q.Receive(ctx, qs.BatchSize, time.Second)
 		if len(batch.Records) == 0 {

@@ -84,27 +84,36 @@ func (w *Wiring) addFunction(t *samtemplate.Template, id string, stack samtempla
 	if _, ok := w.Functions[id]; ok {
 		return nil
 	}
-	props, err := t.FunctionProperties(id)
+	fs, err := ReadFunction(t, id, stack)
 	if err != nil {
 		return err
 	}
+	w.Functions[id] = fs
+	return nil
+}
+
+// ReadFunction returns the invocation settings of the function id.
+func ReadFunction(t *samtemplate.Template, id string, stack samtemplate.Stack) (FunctionSettings, error) {
 	fs := FunctionSettings{Timeout: 3 * time.Second, Retries: 2} // Lambda's defaults
+	props, err := t.FunctionProperties(id)
+	if err != nil {
+		return fs, err
+	}
 	if v, ok := props["Timeout"]; ok {
 		n, err := resolveInt(t, v, stack)
 		if err != nil {
-			return fmt.Errorf("%s Timeout: %w", id, err)
+			return fs, fmt.Errorf("%s Timeout: %w", id, err)
 		}
 		fs.Timeout = time.Duration(n) * time.Second
 	}
 	if v, ok := samtemplate.Lookup(props, "EventInvokeConfig", "MaximumRetryAttempts"); ok {
 		n, err := resolveInt(t, v, stack)
 		if err != nil {
-			return fmt.Errorf("%s MaximumRetryAttempts: %w", id, err)
+			return fs, fmt.Errorf("%s MaximumRetryAttempts: %w", id, err)
 		}
 		fs.Retries = n
 	}
-	w.Functions[id] = fs
-	return nil
+	return fs, nil
 }
 
 func readQueue(t *samtemplate.Template, id string, stack samtemplate.Stack) (QueueSettings, error) {

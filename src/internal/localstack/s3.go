@@ -100,6 +100,9 @@ type Server struct {
 	hookMu sync.Mutex
 	hooks  []func(ObjectCreated)
 
+	connMu sync.Mutex
+	unused map[net.Conn]bool // connections in http.StateNew
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -160,6 +163,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Handler:           s,
 		ReadHeaderTimeout: time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         s.trackConn,
 	}
 	go func() { s.served <- s.http.Serve(ln) }()
 	return s, nil
@@ -253,6 +257,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		s.closeUnused()
 		err := s.http.Shutdown(ctx)
 		if err != nil {
 			s.http.Close()
@@ -268,6 +273,31 @@ func (s *Server) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// trackConn remembers the connections that have not carried a request yet.
+func (s *Server) trackConn(c net.Conn, state http.ConnState) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.unused == nil {
+		s.unused = map[net.Conn]bool{}
+	}
+	if state == http.StateNew {
+		s.unused[c] = true
+	} else {
+		delete(s.unused, c)
+	}
+}
+
+// closeUnused closes the connections no request has used. An HTTP client
+// often dials one it ends up not needing; Shutdown would wait five seconds
+// for each such connection before treating it as idle.
+func (s *Server) closeUnused() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for c := range s.unused {
+		c.Close()
+	}
 }
 
 // slogLogger adapts slog to gofakes3.Logger; only errors are logged.

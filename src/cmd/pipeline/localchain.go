@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/localrun"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/samtemplate"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/transformfn"
+)
+
+// Logical ids of template.yaml that the local chain gives handlers to.
+const (
+	dataBucketID = "DataBucket"
+	extractID    = "ExtractFunction"
+	transformID  = "TransformFunction"
+	loadID       = "LoadFunction"
+	exportID     = "ExportFunction"
+)
+
+// sourceFlags say where `run` and `serve` crawl: the API, or the replica.
+type sourceFlags struct {
+	fs       *flag.FlagSet
+	apiURL   string
+	offline  bool
+	data     string
+	template string
+}
+
+func addSourceFlags(fs *flag.FlagSet) *sourceFlags {
+	sf := &sourceFlags{fs: fs}
+	fs.StringVar(&sf.apiURL, "api-url", envOr("API_BASE_URL", rickmorty.DefaultBaseURL), "API root to crawl ($API_BASE_URL when set); when the default is unreachable the replica's generated data is used")
+	fs.BoolVar(&sf.offline, "offline", false, "crawl the replica's generated data (826 characters, 126 locations, 51 episodes) instead of the API")
+	fs.StringVar(&sf.data, "data", "", "crawl the replica serving this snapshot folder (character.json, location.json, episode.json), e.g. ../shared/rickandmorty")
+	fs.StringVar(&sf.template, "template", "", "template.yaml whose notifications wire the chain (default: ./template.yaml or the nearest parent's)")
+	return sf
+}
+
+// apiSource is the API a run crawls, and the replica serving it if any.
+type apiSource struct {
+	URL         string `json:"url"`
+	Description string `json:"description"`
+	close       func()
+}
+
+// open resolves the source: the replica for --data or --offline; else the
+// API, falling back to the generated replica with a one-line note when the
+// default API is unreachable (an --api-url given explicitly must answer).
+func (sf *sourceFlags) open(ctx context.Context, note io.Writer) (*apiSource, error) {
+	explicit := os.Getenv("API_BASE_URL") != ""
+	sf.fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "api-url" })
+	switch {
+	case sf.data != "":
+		ds, err := replica.Load(sf.data)
+		if err != nil {
+			return nil, err
+		}
+		return serveReplica(ds, "replica of "+sf.data)
+	case sf.offline:
+		return generatedReplica()
+	}
+	err := probeAPI(ctx, sf.apiURL)
+	if err == nil {
+		return &apiSource{URL: sf.apiURL, Description: "the API at " + sf.apiURL, close: func() {}}, nil
+	}
+	if explicit {
+		return nil, fmt.Errorf("the API at %s is unreachable (%v); --offline runs on the replica's generated data", sf.apiURL, err)
+	}
+	fmt.Fprintf(note, "the Rick and Morty API (%s) is unreachable (%v): running on the replica's generated data instead\n", sf.apiURL, err)
+	return generatedReplica()
+}
+
+func generatedReplica() (*apiSource, error) {
+	ds, err := replica.Generate(replica.DefaultSizes, 1)
+	if err != nil {
+		return nil, err
+	}
+	return serveReplica(ds, "replica, generated data")
+}
+
+func probeAPI(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		var uerr interface{ Unwrap() error }
+		if errors.As(err, &uerr) && uerr.Unwrap() != nil {
+			err = uerr.Unwrap() // drop the "Get <url>:" prefix: the note names the URL
+		}
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("it answered %s", resp.Status)
+	}
+	return nil
+}
+
+func serveReplica(ds *replica.Dataset, desc string) (*apiSource, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	// The pages advertise the real API's root, not this replica's random
+	// port: a page's bytes then stay the same from run to run (so an
+	// unchanged dataset costs nothing downstream) and match the real API's.
+	srv := &http.Server{Handler: replica.New(ds, replica.Options{BaseURL: rickmorty.DefaultBaseURL}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	url := "http://" + ln.Addr().String() + "/api"
+	return &apiSource{URL: url, Description: desc, close: func() { srv.Close() }}, nil
+}
+
+// loadTemplate reads --template, or template.yaml in the working folder or
+// the nearest parent holding one.
+func (sf *sourceFlags) loadTemplate() (*samtemplate.Template, string, error) {
+	path := sf.template
+	if path == "" {
+		dir, err := os.Getwd()
+		if err != nil {
+			return nil, "", err
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "template.yaml")); err == nil {
+				path = filepath.Join(dir, "template.yaml")
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				return nil, "", errors.New("template.yaml not found here or in a parent folder: run from the repository or give --template")
+			}
+			dir = parent
+		}
+	}
+	t, err := samtemplate.Load(path)
+	if err != nil {
+		return nil, "", err
+	}
+	return t, path, nil
+}
+
+// tally counts what the chain did, from the objects it saw written and the
+// handlers' outcomes. Safe for concurrent use.
+type tally struct {
+	mu          sync.Mutex
+	objects     map[string]int // objects written, by top-level prefix (raw, processed, quarantine, ...)
+	transform   map[transformfn.Status]int
+	transformed map[string]int // rows written per table
+	recordsRej  int
+	load        map[loadfn.Status]int
+	loadedRows  map[string]int64 // rows read per table from files loaded
+	problems    []string
+	stages      map[string]*stageTime
+}
+
+type stageTime struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+func newTally() *tally {
+	return &tally{objects: map[string]int{}, transform: map[transformfn.Status]int{}, transformed: map[string]int{},
+		load: map[loadfn.Status]int{}, loadedRows: map[string]int64{}, stages: map[string]*stageTime{}}
+}
+
+// objectCreated counts a new object by its first key segment.
+func (t *tally) objectCreated(ev localstack.ObjectCreated) {
+	top, _, _ := strings.Cut(ev.Key, "/")
+	t.mu.Lock()
+	t.objects[top]++
+	t.mu.Unlock()
+}
+
+func (t *tally) transformOutcome(o transformfn.Outcome) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.transform[o.Status]++
+	if o.Report != nil {
+		for tbl, n := range o.Report.Rows {
+			t.transformed[tbl] += n
+		}
+		t.recordsRej += o.Report.Rejected
+	}
+	if o.Status == transformfn.Quarantined || o.Status == transformfn.Failed {
+		t.problems = append(t.problems, fmt.Sprintf("transform %s %s: %s", o.Status, o.Key, o.Reason))
+	}
+}
+
+func (t *tally) loadOutcome(o loadfn.Outcome) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.load[o.Status]++
+	if o.Status == loadfn.Loaded {
+		t.loadedRows[o.Table] += o.Rows
+	}
+	if o.Status == loadfn.Quarantined || o.Status == loadfn.Rejected {
+		t.problems = append(t.problems, fmt.Sprintf("load %s %s: %s", o.Status, o.Key, o.Reason))
+	}
+}
+
+// begin and end record a stage's first start and last end.
+func (t *tally) begin(stage string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stages[stage] == nil {
+		t.stages[stage] = &stageTime{Start: time.Now()}
+	}
+}
+
+func (t *tally) end(stage string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.stages[stage]; st != nil {
+		st.End = time.Now()
+	}
+}
+
+// took is how long a stage ran, from its first start to its last end.
+func (t *tally) took(stage string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.stages[stage]
+	if st == nil || st.End.IsZero() {
+		return 0
+	}
+	return st.End.Sub(st.Start)
+}
+
+// newLocalChain wires the Transform and Load handlers to the stack's
+// notifications as template.yaml declares them.
+func newLocalChain(st *stack, tpl *samtemplate.Template, log *slog.Logger, t *tally) (*localrun.Chain, error) {
+	w, err := localrun.ReadWiring(tpl, dataBucketID, samtemplate.Stack{})
+	if err != nil {
+		return nil, fmt.Errorf("reading the notifications of template.yaml: %w", err)
+	}
+	tr := transformfn.New(transformfn.Config{Bucket: st.Bucket, PathStyle: true}, st.S3, log.With("function", "transform"))
+	tr.Observe = t.transformOutcome
+	ld := loadfn.New(loadfn.Config{Bucket: st.Bucket, PathStyle: true}, st.S3, st.DB, log.With("function", "load"))
+	ld.Observe = t.loadOutcome
+	ch, err := localrun.NewChain(localrun.ChainConfig{
+		Wiring: w, Bucket: st.Bucket, Log: log.With("component", "chain"),
+		Async: map[string]localrun.AsyncHandler{transformID: func(ctx context.Context, ev events.S3Event) error {
+			t.begin("transform")
+			defer t.end("transform")
+			return tr.Handle(ctx, ev)
+		}},
+		Batch: map[string]localrun.BatchHandler{loadID: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+			t.begin("load")
+			defer t.end("load")
+			return ld.Handle(ctx, ev)
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.Server.OnObjectCreated(func(ev localstack.ObjectCreated) {
+		t.objectCreated(ev)
+		ch.Notify(ev)
+	})
+	return ch, nil
+}
+
+// openLog opens <data-dir>/logs/<name>-<time>.jsonl for the handlers' JSON logs.
+func openLog(dataDir, name string) (*os.File, error) {
+	dir := filepath.Join(dataDir, "logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return os.Create(filepath.Join(dir, fmt.Sprintf("%s-%s.jsonl", name, time.Now().UTC().Format("20060102T150405Z"))))
+}
