@@ -32,6 +32,8 @@ type globals struct {
 	mysqlDSN string
 	json     bool
 	args     []string // positional arguments, for commands that take them
+	s3Addr   string   // listen address of the local S3 endpoint (empty: a free port)
+	dbAddr   string   // listen address of the embedded MySQL engine (empty: a free port)
 	stdout   io.Writer
 	stderr   io.Writer
 }

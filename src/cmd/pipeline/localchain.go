@@ -171,6 +171,9 @@ type tally struct {
 	loadedRows  map[string]int64 // rows read per table from files loaded
 	problems    []string
 	stages      map[string]*stageTime
+
+	// echo, when set, is told each outcome as one human line (serve).
+	echo func(line string)
 }
 
 type stageTime struct {
@@ -192,6 +195,16 @@ func (t *tally) objectCreated(ev localstack.ObjectCreated) {
 }
 
 func (t *tally) transformOutcome(o transformfn.Outcome) {
+	if t.echo != nil {
+		line := fmt.Sprintf("transform %s: %s", o.Key, o.Status)
+		if o.Report != nil {
+			line += fmt.Sprintf(", %d records → %d files, %d rejected", o.Report.Records, len(o.Outputs), o.Report.Rejected)
+		}
+		if o.Reason != "" {
+			line += ": " + o.Reason
+		}
+		t.echo(line)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.transform[o.Status]++
@@ -207,6 +220,16 @@ func (t *tally) transformOutcome(o transformfn.Outcome) {
 }
 
 func (t *tally) loadOutcome(o loadfn.Outcome) {
+	if t.echo != nil {
+		line := fmt.Sprintf("load %s: %s", o.Key, o.Status)
+		if o.Status == loadfn.Loaded {
+			line += fmt.Sprintf(", %d rows into %s", o.Rows, o.Table)
+		}
+		if o.Reason != "" {
+			line += ": " + o.Reason
+		}
+		t.echo(line)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.load[o.Status]++

@@ -40,7 +40,7 @@ func (g *globals) openStack(ctx context.Context, needDB bool) (*stack, error) {
 		return nil, err
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	srv, err := localstack.Start(ctx, localstack.Options{DataDir: dir, Bucket: localBucket, Logger: quiet})
+	srv, err := localstack.Start(ctx, localstack.Options{DataDir: dir, Bucket: localBucket, Addr: g.s3Addr, Logger: quiet})
 	if err != nil {
 		return nil, fmt.Errorf("starting the local S3 endpoint: %w", err)
 	}
@@ -51,7 +51,7 @@ func (g *globals) openStack(ctx context.Context, needDB bool) (*stack, error) {
 	}
 	st.DSN = g.mysqlDSN
 	if st.DSN == "" {
-		my, err := localstack.StartMySQL(ctx, localstack.MySQLOptions{DataDir: dir, Logger: quiet})
+		my, err := localstack.StartMySQL(ctx, localstack.MySQLOptions{DataDir: dir, Addr: g.dbAddr, Logger: quiet})
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("starting the embedded MySQL engine: %w", err)

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -19,11 +20,11 @@ import (
 const (
 	maxSnapshotLine = 64 << 20
 	snapshotBatch   = 256 << 10
-	// snapshotRows bounds the rows of one INSERT: go-mysql-server v0.20.0 reported a
-	// false duplicate primary key restoring character_episodes (composite key) with
-	// 200 and 1,268 rows per statement; 100 restores it. The engine's cause is not
-	// known; TestMySQLRestoresManyCompositeKeyRows guards the symptom.
-	snapshotRows = 100
+	// snapshotRows bounds the rows of one INSERT. (A false duplicate primary
+	// key once seen on restore came from go-mysql-server keying a statement's
+	// rows by their composite key's values written one after the other, so
+	// (5, 34) and (53, 4) collide: dumpRows keeps such rows apart.)
+	snapshotRows = 1000
 )
 
 // systemDatabases are not saved.
@@ -162,6 +163,19 @@ func dumpRows(ctx context.Context, conn *sql.Conn, db, table string, w *bufio.Wr
 		quoted[i] = quoteIdent(c)
 	}
 	list := strings.Join(quoted, ",")
+	pk, err := queryStrings(ctx, conn, "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? "+
+		"AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX", db, table)
+	if err != nil {
+		return err
+	}
+	var keyIdx []int // positions of a composite primary key's columns
+	if len(pk) > 1 {
+		for _, k := range pk {
+			if i := slices.Index(cols, k); i >= 0 {
+				keyIdx = append(keyIdx, i)
+			}
+		}
+	}
 	rows, err := conn.QueryContext(ctx, "SELECT "+list+" FROM "+quoteIdent(db)+"."+quoteIdent(table))
 	if err != nil {
 		return err
@@ -183,6 +197,7 @@ func dumpRows(ctx context.Context, conn *sql.Conn, db, table string, w *bufio.Wr
 	prefix := "INSERT INTO " + quoteIdent(table) + " (" + list + ") VALUES "
 	var stmt strings.Builder
 	n := 0
+	keys := map[string]bool{} // the composite keys' concatenated text in this statement
 	flush := func() error {
 		if stmt.Len() == 0 {
 			return nil
@@ -191,11 +206,27 @@ func dumpRows(ctx context.Context, conn *sql.Conn, db, table string, w *bufio.Wr
 		_, err := w.WriteString(stmt.String())
 		stmt.Reset()
 		n = 0
+		clear(keys)
 		return err
 	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
+		}
+		if keyIdx != nil {
+			// The engine keys one statement's rows by their key values
+			// written one after the other, so (5, 34) and (53, 4) collide
+			// and one is lost: such rows go to separate statements.
+			var k strings.Builder
+			for _, i := range keyIdx {
+				k.Write(vals[i])
+			}
+			if keys[k.String()] {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			keys[k.String()] = true
 		}
 		if stmt.Len() == 0 {
 			stmt.WriteString(prefix)

@@ -813,6 +813,14 @@ func TestMySQLRestoresManyCompositeKeyRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Keys whose values read the same written one after the other: the
+	// engine confuses them within one statement, so they go in one each.
+	for _, k := range [][2]int{{100, 534}, {1005, 34}, {10053, 4}} {
+		if _, err := db.ExecContext(ctx, "INSERT INTO `links` VALUES (?,?,?)", k[0], k[1], t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const total = want + 3
 	db.Close()
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -826,7 +834,7 @@ func TestMySQLRestoresManyCompositeKeyRows(t *testing.T) {
 	if err := openDSN(t, m2.DSN()).QueryRowContext(ctx, "SELECT COUNT(*) FROM `links`").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != want {
-		t.Errorf("restored %d rows, want %d", n, want)
+	if n != total {
+		t.Errorf("restored %d rows, want %d", n, total)
 	}
 }

@@ -232,6 +232,8 @@ func TestParameterDefaults(t *testing.T) {
 		{"ExportTables", "String", "characters,locations,episodes,character_episodes"},
 		{"ExportPrefix", "String", "exports/"},
 		{"ExportLag", "String", "30s"},
+		{"ExportWatermarkColumns", "String", ""},
+		{"ExportParquetCompression", "String", "zstd"},
 		{"LoadMaxConcurrency", "Number", "2"},
 		{"LogLevel", "String", "INFO"},
 	}
@@ -409,12 +411,19 @@ func TestEnvironment(t *testing.T) {
 		"MYSQL_DSN": "", "DB_HOST": "", "DB_PORT": "3306", "DB_NAME": "rickmorty", "DB_USER": "pipeline",
 		"DB_USER_PARAM": "", "DB_PASSWORD_PARAM": "/rickmorty-pipeline/db/password", "DB_SECRET_ARN": "",
 		"DB_TLS": "true", "DB_CA_BUNDLE": "/var/task/rds-ca-bundle.pem",
+		"DB_MAX_OPEN_CONNS": "4", "DB_CONN_MAX_LIFETIME": "5m",
 	}
+	load := map[string]string{"LOAD_DEADLINE_RESERVE": "5s"}
 	export := map[string]string{
 		"EXPORT_BUCKET": defaultBucket, "EXPORT_PREFIX": "exports/", "EXPORT_LAG": "30s",
-		"EXPORT_TABLES": "characters,locations,episodes,character_episodes",
+		"EXPORT_TABLES":            "characters,locations,episodes,character_episodes",
+		"EXPORT_WATERMARK_COLUMNS": "", "EXPORT_PARQUET_COMPRESSION": "zstd", "EXPORT_CHUNK_ROWS": "100000",
+		"EXPORT_ROW_GROUP_ROWS": "131072", "EXPORT_DEADLINE_MARGIN": "30s",
 	}
-	extract := map[string]string{"API_BASE_URL": "https://rickandmortyapi.com/api", "CRAWL_CONCURRENCY": "4"}
+	extract := map[string]string{
+		"API_BASE_URL": "https://rickandmortyapi.com/api", "CRAWL_CONCURRENCY": "4",
+		"REQUEST_TIMEOUT": "10s", "RETRY_MAX": "5", "RETRY_BUDGET": "100",
+	}
 	join := func(ms ...map[string]string) map[string]string {
 		out := map[string]string{}
 		for _, m := range ms {
@@ -431,10 +440,10 @@ func TestEnvironment(t *testing.T) {
 	}{
 		{"ExtractFunction", deployed, join(common, extract)},
 		{"TransformFunction", deployed, common},
-		{"LoadFunction", deployed, join(common, db)},
+		{"LoadFunction", deployed, join(common, db, load)},
 		{"ExportFunction", deployed, join(common, db, export)},
 		// A secret replaces the SSM parameters: exactly one source of credentials.
-		{"LoadFunction", secretStack, join(common, db, map[string]string{"DB_PASSWORD_PARAM": "", "DB_SECRET_ARN": testSecretArn})},
+		{"LoadFunction", secretStack, join(common, db, load, map[string]string{"DB_PASSWORD_PARAM": "", "DB_SECRET_ARN": testSecretArn})},
 		{"ExportFunction", ssmUserStack, join(common, db, export, map[string]string{"DB_USER_PARAM": "/rm/db/user"})},
 		// A given bucket name reaches every variable naming the bucket.
 		{"TransformFunction", namedStack, join(common, map[string]string{"BUCKET": "my-own-bucket"})},
@@ -458,6 +467,16 @@ func TestEnvironment(t *testing.T) {
 				t.Errorf("BUCKET = %q, but the bucket is named %q", b, bucketNameFor(t, tpl, tt.stack))
 			}
 		})
+	}
+}
+
+// TestExportRunsOneAtATime: two exports running at once would export the
+// same rows and race for each table's watermark.
+func TestExportRunsOneAtATime(t *testing.T) {
+	tpl := projectTemplate(t)
+	fn := function(t, tpl, "ExportFunction")
+	if n := mustInt(t, lookup(t, fn, "ReservedConcurrentExecutions"), "ExportFunction.ReservedConcurrentExecutions"); n != 1 {
+		t.Errorf("ExportFunction.ReservedConcurrentExecutions = %d, want 1", n)
 	}
 }
 
