@@ -217,7 +217,7 @@ loop:
 }
 
 func printReach(w io.Writer, g *globals, st *stack, src *apiSource, extractEvery, exportEvery time.Duration, logFile string) {
-	db := "MySQL server " + mysqldb.Config{DSN: st.DSN}.Redacted()
+	db := mysqldb.Config{DSN: st.DSN}.Redacted() + " (MySQL server)"
 	client := ""
 	if st.MySQL != nil {
 		host, port, _ := strings.Cut(st.MySQL.Addr(), ":")

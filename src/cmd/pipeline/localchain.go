@@ -42,6 +42,7 @@ type sourceFlags struct {
 	offline  bool
 	data     string
 	template string
+	sizes    replica.Sizes // of the generated data
 }
 
 func addSourceFlags(fs *flag.FlagSet) *sourceFlags {
@@ -49,6 +50,10 @@ func addSourceFlags(fs *flag.FlagSet) *sourceFlags {
 	fs.StringVar(&sf.apiURL, "api-url", envOr("API_BASE_URL", rickmorty.DefaultBaseURL), "API root to crawl ($API_BASE_URL when set); when the default is unreachable the replica's generated data is used")
 	fs.BoolVar(&sf.offline, "offline", false, "crawl the replica's generated data (826 characters, 126 locations, 51 episodes) instead of the API")
 	fs.StringVar(&sf.data, "data", "", "crawl the replica serving this snapshot folder (character.json, location.json, episode.json), e.g. ../shared/rickandmorty")
+	sf.sizes = replica.DefaultSizes
+	fs.IntVar(&sf.sizes.Characters, "characters", sf.sizes.Characters, "characters of the generated data (--offline)")
+	fs.IntVar(&sf.sizes.Locations, "locations", sf.sizes.Locations, "locations of the generated data (--offline)")
+	fs.IntVar(&sf.sizes.Episodes, "episodes", sf.sizes.Episodes, "episodes of the generated data (--offline)")
 	fs.StringVar(&sf.template, "template", "", "template.yaml whose notifications wire the chain (default: ./template.yaml or the nearest parent's)")
 	return sf
 }
@@ -74,7 +79,7 @@ func (sf *sourceFlags) open(ctx context.Context, note io.Writer) (*apiSource, er
 		}
 		return serveReplica(ds, "replica of "+sf.data)
 	case sf.offline:
-		return generatedReplica()
+		return generatedReplica(sf.sizes)
 	}
 	err := probeAPI(ctx, sf.apiURL)
 	if err == nil {
@@ -84,15 +89,19 @@ func (sf *sourceFlags) open(ctx context.Context, note io.Writer) (*apiSource, er
 		return nil, fmt.Errorf("the API at %s is unreachable (%v); --offline runs on the replica's generated data", sf.apiURL, err)
 	}
 	fmt.Fprintf(note, "the Rick and Morty API (%s) is unreachable (%v): running on the replica's generated data instead\n", sf.apiURL, err)
-	return generatedReplica()
+	return generatedReplica(sf.sizes)
 }
 
-func generatedReplica() (*apiSource, error) {
-	ds, err := replica.Generate(replica.DefaultSizes, 1)
+func generatedReplica(sz replica.Sizes) (*apiSource, error) {
+	ds, err := replica.Generate(sz, 1)
 	if err != nil {
 		return nil, err
 	}
-	return serveReplica(ds, "replica, generated data")
+	desc := "replica, generated data"
+	if sz != replica.DefaultSizes {
+		desc = fmt.Sprintf("replica, generated data: %d characters, %d locations, %d episodes", sz.Characters, sz.Locations, sz.Episodes)
+	}
+	return serveReplica(ds, desc)
 }
 
 func probeAPI(ctx context.Context, url string) error {
