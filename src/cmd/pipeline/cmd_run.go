@@ -11,14 +11,10 @@ import (
 	"time"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/exportfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/extractfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localrun"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/samtemplate"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transformfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
@@ -70,46 +66,19 @@ type tableRows struct {
 }
 
 func runChain(ctx context.Context, g *globals, sf *sourceFlags, force bool, progMode, level string) (result, error) {
-	tpl, tplPath, err := sf.loadTemplate()
+	s, err := openSession(ctx, g, sf, "run", level)
 	if err != nil {
 		return nil, err
 	}
-	extractFS, err := localrun.ReadFunction(tpl, extractID, samtemplate.Stack{})
-	if err != nil {
-		return nil, err
-	}
-	exportFS, err := localrun.ReadFunction(tpl, exportID, samtemplate.Stack{})
-	if err != nil {
-		return nil, err
-	}
-	src, err := sf.open(ctx, g.stderr)
-	if err != nil {
-		return nil, err
-	}
-	defer src.close()
-	st, err := g.openStack(ctx, true)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	logf, err := openLog(g.dataDir, "run")
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	log := logging.New(logf, level)
-	t := newTally()
-	chain, err := newLocalChain(st, tpl, log, t)
-	if err != nil {
-		return nil, err
-	}
+	defer s.Close()
+	st, t, chain, log := s.st, s.tally, s.chain, s.log
 	p, err := newProgress(g.stderr, progMode, t)
 	if err != nil {
 		return nil, err
 	}
-	res := &runResult{Source: src.Description, APIURL: src.URL, Bucket: st.Bucket, Folder: st.Server.Dir(st.Bucket),
-		Database: databaseName(st), LogFile: logf.Name(), Stages: map[string]float64{}, Rows: map[string]tableRows{}}
-	log.Info("run started", "template", tplPath, "source", src.Description, "bucket", st.Bucket)
+	res := &runResult{Source: s.src.Description, APIURL: s.src.URL, Bucket: st.Bucket, Folder: st.Server.Dir(st.Bucket),
+		Database: databaseName(st), LogFile: s.logf.Name(), Stages: map[string]float64{}, Rows: map[string]tableRows{}}
+	log.Info("run started", "template", s.tplPath, "source", s.src.Description, "bucket", st.Bucket)
 
 	chain.Start(ctx)
 	p.start()
@@ -127,15 +96,7 @@ func runChain(ctx context.Context, g *globals, sf *sourceFlags, force bool, prog
 
 	// Extract: the schedule event starts it; its writes to raw/ start the rest.
 	t.begin("extract")
-	ev, err := scheduledEvent(force, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	ectx, cancel := context.WithTimeout(ctx, extractFS.Timeout)
-	cfg := extract.DefaultConfig()
-	xres, xerr := extractfn.New(extractfn.Config{Bucket: st.Bucket, APIBaseURL: src.URL, PathStyle: true, Concurrency: cfg.Concurrency,
-		RequestTimeout: cfg.RequestTimeout, RetryMax: cfg.RetryMax, RetryBudget: cfg.RetryBudget}, st.S3, nil, time.Now, log.With("function", "extract")).Handle(ectx, ev)
-	cancel()
+	xres, xerr := s.extract(ctx, force)
 	t.end("extract")
 	res.Extract = &xres
 	p.stageDone("extract", fmt.Sprintf("%d pages: %d written, %d unchanged, %d failed", xres.Pages, xres.Written, xres.Unchanged, xres.Failed))
@@ -154,12 +115,7 @@ func runChain(ctx context.Context, g *globals, sf *sourceFlags, force bool, prog
 
 	// Export: the runner knows its own writes are committed, so no lag.
 	t.begin("export")
-	xctx, cancel := context.WithTimeout(ctx, exportFS.Timeout)
-	ecfg := exportfn.Config{Bucket: st.Bucket, PathStyle: true, Prefix: "exports/", Tables: exportfn.DefaultTables, Lag: 0,
-		ChunkRows: export.DefaultChunkRows, RowGroupRows: export.DefaultRowGroupRows, Compression: export.DefaultCompression,
-		DeadlineMargin: export.DefaultDeadlineMargin}
-	eres, eerr := exportfn.New(ecfg, st.S3, st.DB, log.With("function", "export")).Handle(xctx, exportfn.Event{DetailType: "Scheduled Event"})
-	cancel()
+	eres, eerr := s.export(ctx)
 	t.end("export")
 	res.Export = &eres
 	if eerr != nil {

@@ -18,13 +18,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/exportfn"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/extractfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localrun"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/samtemplate"
 )
@@ -80,30 +75,12 @@ func serve(ctx context.Context, g *globals, sf *sourceFlags, extractEvery, expor
 	if err != nil {
 		return nil, fmt.Errorf("--export-every: %w", err)
 	}
-	extractFS, err := localrun.ReadFunction(tpl, extractID, samtemplate.Stack{})
-	if err != nil {
-		return nil, err
-	}
-	exportFS, err := localrun.ReadFunction(tpl, exportID, samtemplate.Stack{})
-	if err != nil {
-		return nil, err
-	}
-	src, err := sf.open(ctx, g.stderr)
-	if err != nil {
-		return nil, err
-	}
-	defer src.close()
-	st, err := g.openStack(ctx, true)
+	sess, err := openSession(ctx, g, sf, "serve", level)
 	if err != nil {
 		return nil, fmt.Errorf("%w (--s3-addr and --mysql-addr choose other ports)", err)
 	}
-	defer st.Close()
-	logf, err := openLog(g.dataDir, "serve")
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	log := logging.New(logf, level)
+	defer sess.Close()
+	st, t, chain := sess.st, sess.tally, sess.chain
 
 	out := g.stdout
 	if g.json {
@@ -115,12 +92,7 @@ func serve(ctx context.Context, g *globals, sf *sourceFlags, extractEvery, expor
 		defer outMu.Unlock()
 		fmt.Fprintf(out, time.Now().Format("15:04:05")+" "+format+"\n", args...)
 	}
-	t := newTally()
 	t.echo = func(line string) { say("%s", line) }
-	chain, err := newLocalChain(st, tpl, log, t)
-	if err != nil {
-		return nil, err
-	}
 	chain.Start(ctx)
 	watcher := st.Server.NewWatcher(localstack.WatchOptions{ReportExisting: true})
 	st.Server.OnObjectCreated(func(ev localstack.ObjectCreated) {
@@ -133,19 +105,10 @@ func serve(ctx context.Context, g *globals, sf *sourceFlags, extractEvery, expor
 	wg.Add(1)
 	go func() { defer wg.Done(); watcher.Run(wctx) }()
 
-	res := &serveResult{LogFile: logf.Name()}
+	res := &serveResult{LogFile: sess.logf.Name()}
 	runExtract := func(why string) {
-		say("extract (%s) from %s", why, src.Description)
-		ev, err := scheduledEvent(false, time.Now())
-		if err != nil {
-			say("extract: %v", err)
-			return
-		}
-		xctx, cancel := context.WithTimeout(ctx, extractFS.Timeout)
-		defer cancel()
-		cfg := extract.DefaultConfig()
-		r, err := extractfn.New(extractfn.Config{Bucket: st.Bucket, APIBaseURL: src.URL, PathStyle: true, Concurrency: cfg.Concurrency,
-			RequestTimeout: cfg.RequestTimeout, RetryMax: cfg.RetryMax, RetryBudget: cfg.RetryBudget}, st.S3, nil, time.Now, log.With("function", "extract")).Handle(xctx, ev)
+		say("extract (%s) from %s", why, sess.src.Description)
+		r, err := sess.extract(ctx, false)
 		res.Extracts++
 		if err != nil {
 			say("extract failed: %v", err)
@@ -157,12 +120,7 @@ func serve(ctx context.Context, g *globals, sf *sourceFlags, extractEvery, expor
 		// Wait for the chain to settle, so an on-demand export sees what was
 		// just dropped in; the lag then covers only other writers.
 		_ = chain.WaitIdle(ctx)
-		xctx, cancel := context.WithTimeout(ctx, exportFS.Timeout)
-		defer cancel()
-		cfg := exportfn.Config{Bucket: st.Bucket, PathStyle: true, Prefix: "exports/", Tables: exportfn.DefaultTables, Lag: 0,
-			ChunkRows: export.DefaultChunkRows, RowGroupRows: export.DefaultRowGroupRows, Compression: export.DefaultCompression,
-			DeadlineMargin: export.DefaultDeadlineMargin}
-		r, err := exportfn.New(cfg, st.S3, st.DB, log.With("function", "export")).Handle(xctx, exportfn.Event{DetailType: "Scheduled Event"})
+		r, err := sess.export(ctx)
 		res.Exports++
 		if err != nil {
 			say("export (%s) failed: %v", why, err)
@@ -171,7 +129,7 @@ func serve(ctx context.Context, g *globals, sf *sourceFlags, extractEvery, expor
 		say("export (%s): %s", why, exportSummary(r))
 	}
 
-	printReach(out, g, st, src, extractPeriod, exportPeriod, logf.Name())
+	printReach(out, g, st, sess.src, extractPeriod, exportPeriod, sess.logf.Name())
 
 	// Stage runs are serialized: one extract or export at a time.
 	triggers := make(chan string, 4)

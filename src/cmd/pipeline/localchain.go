@@ -17,9 +17,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/exportfn"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/extractfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localrun"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/samtemplate"
@@ -319,4 +324,89 @@ func openLog(dataDir, name string) (*os.File, error) {
 		return nil, err
 	}
 	return os.Create(filepath.Join(dir, fmt.Sprintf("%s-%s.jsonl", name, time.Now().UTC().Format("20060102T150405Z"))))
+}
+
+// session is what `run` and `serve` share: the template, the API source, the
+// local stack, the handlers' log and the chain between them.
+type session struct {
+	tpl       *samtemplate.Template
+	tplPath   string
+	extractFS localrun.FunctionSettings
+	exportFS  localrun.FunctionSettings
+	src       *apiSource
+	st        *stack
+	logf      *os.File
+	log       *slog.Logger
+	tally     *tally
+	chain     *localrun.Chain
+}
+
+// openSession reads the template, opens the source and the stack, and wires
+// the chain (not started). name names the log file.
+func openSession(ctx context.Context, g *globals, sf *sourceFlags, name, level string) (*session, error) {
+	s := &session{tally: newTally()}
+	var err error
+	if s.tpl, s.tplPath, err = sf.loadTemplate(); err != nil {
+		return nil, err
+	}
+	if s.extractFS, err = localrun.ReadFunction(s.tpl, extractID, samtemplate.Stack{}); err != nil {
+		return nil, err
+	}
+	if s.exportFS, err = localrun.ReadFunction(s.tpl, exportID, samtemplate.Stack{}); err != nil {
+		return nil, err
+	}
+	if s.src, err = sf.open(ctx, g.stderr); err != nil {
+		return nil, err
+	}
+	if s.st, err = g.openStack(ctx, true); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.logf, err = openLog(g.dataDir, name); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.log = logging.New(s.logf, level)
+	if s.chain, err = newLocalChain(s.st, s.tpl, s.log, s.tally); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops the stack and the replica; the chain must be stopped first.
+func (s *session) Close() {
+	if s.st != nil {
+		s.st.Close()
+	}
+	if s.logf != nil {
+		s.logf.Close()
+	}
+	s.src.close()
+}
+
+// extract invokes the Extract handler with the schedule event, under the
+// function's timeout.
+func (s *session) extract(ctx context.Context, force bool) (extract.Result, error) {
+	ev, err := scheduledEvent(force, time.Now())
+	if err != nil {
+		return extract.Result{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.extractFS.Timeout)
+	defer cancel()
+	def := extract.DefaultConfig()
+	cfg := extractfn.Config{Bucket: s.st.Bucket, APIBaseURL: s.src.URL, PathStyle: true, Concurrency: def.Concurrency,
+		RequestTimeout: def.RequestTimeout, RetryMax: def.RetryMax, RetryBudget: def.RetryBudget}
+	return extractfn.New(cfg, s.st.S3, nil, time.Now, s.log.With("function", "extract")).Handle(ctx, ev)
+}
+
+// export invokes the Export handler with the schedule event, with no lag:
+// the chain is idle, so every write of the runner's is committed.
+func (s *session) export(ctx context.Context) (export.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.exportFS.Timeout)
+	defer cancel()
+	cfg := exportfn.Config{Bucket: s.st.Bucket, PathStyle: true, Prefix: "exports/", Tables: exportfn.DefaultTables, Lag: 0,
+		ChunkRows: export.DefaultChunkRows, RowGroupRows: export.DefaultRowGroupRows, Compression: export.DefaultCompression,
+		DeadlineMargin: export.DefaultDeadlineMargin}
+	return exportfn.New(cfg, s.st.S3, s.st.DB, s.log.With("function", "export")).Handle(ctx, exportfn.Event{DetailType: "Scheduled Event"})
 }
