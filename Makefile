@@ -8,6 +8,12 @@ GO_LAMBDA_BUILD = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.no
 RDS_CA_URL ?= https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
 SERVICES = eval "$$(bash .ci/services.sh --env)"
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Fuzzing: `make fuzz` runs each target for FUZZTIME; `make test` for TEST_FUZZTIME. A coverage-increasing
+# input is minimized for at most FUZZMINIMIZETIME (Go's default, 60s, would eat short runs).
+FUZZTIME ?= 30s
+TEST_FUZZTIME ?= 2s
+FUZZMINIMIZETIME ?= 5s
+FUZZPKGS ?= ./...
 
 .PHONY: help build build-ExtractFunction build-TransformFunction build-LoadFunction build-ExportFunction \
 	rds-ca test services run bench lint fuzz reliability deploy validate \
@@ -42,8 +48,9 @@ build: ## build all four bootstraps under .build/<Function>/ (what sam build pro
 services: ## start (installing when missing) MariaDB and MinIO for the tests
 	bash .ci/services.sh
 
-test: ## vet and run every test (race, shuffled) against real MariaDB and MinIO, started when missing
+test: ## vet and run every test (race, shuffled) against real MariaDB and MinIO, started when missing; then each fuzz target briefly
 	$(SERVICES) && export TEST_REQUIRE_SERVERS=1 && go vet ./... && go test -race -shuffle=on -timeout 30m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 
 run: ## run the whole chain locally (real API when reachable, else the offline replica)
 	go run ./src/cmd/pipeline run
@@ -51,9 +58,14 @@ run: ## run the whole chain locally (real API when reachable, else the offline r
 bench: ## measure crawl, transform, load and export against their baselines, printed as ratios
 	$(SERVICES) && go run ./src/cmd/bench
 
-fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
-	@for t in $$(go test -list 'Fuzz.*' ./... 2>/dev/null | grep -E '^(Fuzz|ok)' | awk '/^Fuzz/{f=f" "$$1} /^ok/{if(f!="")print $$2":"f; f=""}'); do \
-	  pkg=$${t%%:*}; for fn in $${t#*:}; do echo "== $$pkg $$fn"; go test -run '^$$' -fuzz "^$$fn$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; done; done
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s); FUZZPKGS narrows the packages
+	@list=$$(go test -list '^Fuzz' $(FUZZPKGS)) || { echo "$$list"; exit 1; }; \
+	targets=$$(echo "$$list" | awk '/^Fuzz/{f[++n]=$$1} /^ok/{for(i=1;i<=n;i++)print $$2, f[i]; n=0}'); \
+	test -n "$$targets" || { echo "fuzz: no fuzz target in $(FUZZPKGS)"; exit 1; }; \
+	while read -r pkg fn; do \
+	  echo "== $$pkg $$fn ($(FUZZTIME))"; \
+	  go test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg || exit 1; \
+	done <<< "$$targets"
 
 reliability: ## run the fault, duplicate, hostile-input and secrets suite and print its table
 	$(SERVICES) && export TEST_REQUIRE_SERVERS=1 RELIABILITY_FULL=1 && go test -count=1 -timeout 60m -v -run 'Reliability' ./src/internal/reliability/...

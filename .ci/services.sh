@@ -57,7 +57,7 @@ start_minio() {
   local bin; bin=$(minio_bin)
   mkdir -p "$state/minio"
   MINIO_ROOT_USER=minioadmin MINIO_ROOT_PASSWORD=minioadmin MINIO_BROWSER=off \
-    nohup "$bin" server --quiet --address 127.0.0.1:9000 "$state/minio" >"$state/minio.log" 2>&1 &
+    setsid nohup "$bin" server --quiet --address 127.0.0.1:9000 "$state/minio" >"$state/minio.log" 2>&1 &
   echo $! >"$state/minio.pid"
   for _ in $(seq 1 120); do minio_up && break; sleep 0.25; done
   minio_up || { echo "minio: could not start (see $state/minio.log)" >&2; exit 1; }

@@ -31,7 +31,7 @@ func TestInvalidObjects(t *testing.T) {
 		{"string", "", `"hello"`, "the JSON value is a string"},
 		{"number", "", `42`, "the JSON value is a number"},
 		{"null", "", `null`, "the JSON value is null"},
-		{"api error", "", `{"error":"There is nothing here"}`, `an API error response: {"error":"\"There is nothing here\""}`},
+		{"api error", "", `{"error":"There is nothing here"}`, `an API error response: {"error":"There is nothing here"}`},
 		{"results object", "", `{"info":{},"results":{}}`, `"results" is an object`},
 		{"results null", "", `{"info":{},"results":null}`, `"results" is null`},
 		{"two results", "", `{"results":[],"results":[]}`, `two "results"`},

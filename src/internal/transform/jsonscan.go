@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
 
 // This file walks JSON values that the json.Decoder has already checked for
@@ -202,6 +204,13 @@ func (e *errField) str(field string, v []byte) string {
 	s, ok := e.text(v)
 	if !ok {
 		e.add(field, "must be a string, got %s", kind(v))
+	}
+	// Every text column holds warehouse.TextMaxChars characters: a longer
+	// value is this record's problem, not its whole file's at load time.
+	if len(s) > warehouse.TextMaxChars {
+		if n := utf8.RuneCountInString(s); n > warehouse.TextMaxChars {
+			e.add(field, "text of %d characters is longer than the %d a column holds", n, warehouse.TextMaxChars)
+		}
 	}
 	return s
 }

@@ -1,6 +1,8 @@
 package transform
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
@@ -136,13 +138,49 @@ func RejectedKey(rawKey string) string {
 	return RejectedPrefix + stem(rawKey) + ".jsonl"
 }
 
+// MaxKeyBytes is the longest object key S3 accepts.
+const MaxKeyBytes = 1024
+
 // QuarantineKey is where an unreadable raw object is copied:
-// quarantine/<raw key without "raw/">.
+// quarantine/<raw key without "raw/">, or, when that key and its error
+// report's would be longer than S3 allows, quarantine/long-keys/<SHA-256 of
+// the raw key>.json (the report names the raw key).
 func QuarantineKey(rawKey string) string {
-	return QuarantinePrefix + strings.TrimPrefix(rawKey, RawPrefix)
+	k := QuarantinePrefix + strings.TrimPrefix(rawKey, RawPrefix)
+	if len(k)+len(errorReportSuffix) > MaxKeyBytes {
+		sum := sha256.Sum256([]byte(rawKey))
+		k = QuarantinePrefix + "long-keys/" + hex.EncodeToString(sum[:]) + ".json"
+	}
+	return k
+}
+
+const errorReportSuffix = ".error.json"
+
+// checkKeyLengths returns an error when an output of rawKey (a processed/
+// CSV of one of its resource's tables, or its rejected/ file) would have a
+// key longer than S3 accepts: a permanent problem of the object.
+func checkKeyLengths(rawKey string) error {
+	var tables []string
+	if r, ok := ResourceFromKey(rawKey); ok {
+		tables = r.Tables()
+	} else {
+		for _, t := range warehouse.Tables() {
+			tables = append(tables, t.Name)
+		}
+	}
+	outs := []string{RejectedKey(rawKey)}
+	for _, t := range tables {
+		outs = append(outs, ProcessedKey(t, rawKey))
+	}
+	for _, k := range outs {
+		if len(k) > MaxKeyBytes {
+			return invalid("the key is %d bytes: its output %.40s... would be %d bytes, over S3's %d", len(rawKey), k, len(k), MaxKeyBytes)
+		}
+	}
+	return nil
 }
 
 // ErrorReportKey is the error report beside a quarantined object.
 func ErrorReportKey(rawKey string) string {
-	return QuarantineKey(rawKey) + ".error.json"
+	return QuarantineKey(rawKey) + errorReportSuffix
 }

@@ -60,6 +60,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
@@ -129,6 +130,9 @@ func invalid(format string, args ...any) *InvalidObjectError {
 // otherwise (the caller decides whether they are transient). After an
 // error, out's outputs are incomplete and must be discarded.
 func Transform(ctx context.Context, key string, fetchedAt time.Time, r io.Reader, out Sink) (Report, error) {
+	if err := checkKeyLengths(key); err != nil {
+		return Report{Rows: map[string]int{}}, err
+	}
 	src := newSource(r)
 	lx := newLexer(src, MaxValueBytes)
 	t := &transformer{
@@ -332,7 +336,11 @@ func (t *transformer) object(lx *lexer) error {
 		return lx.unexpected("after object key:value pair")
 	}
 	if apiError != nil {
-		return invalid("an API error response: {\"error\":%s}", clip(string(apiError)))
+		v := string(apiError) // JSON text already: quoting it again would show \"...\"
+		if len(v) > 80 {
+			v = strings.ToValidUTF8(v[:80], "") + "..."
+		}
+		return invalid("an API error response: {\"error\":%s}", v)
 	}
 	if results {
 		return nil
