@@ -33,6 +33,7 @@ func main() {
 		debug.SetMemoryLimit(int64(mb) << 20 * 9 / 10)
 	}
 	log := logging.New(os.Stdout, os.Getenv("LOG_LEVEL")).With("function", "export")
+	mysqldb.RouteDriverLogs(log)
 	cfg, err := exportfn.ConfigFromEnv(os.Getenv)
 	if err != nil {
 		log.Error("invalid configuration", "error", err)

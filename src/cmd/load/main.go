@@ -19,6 +19,7 @@ import (
 
 func main() {
 	log := logging.New(os.Stdout, os.Getenv("LOG_LEVEL")).With("function", "load")
+	mysqldb.RouteDriverLogs(log)
 	cfg, err := loadfn.ConfigFromEnv(os.Getenv)
 	if err != nil {
 		log.Error("invalid configuration", "error", err)

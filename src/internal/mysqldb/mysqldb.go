@@ -14,8 +14,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -249,4 +251,18 @@ func verifiedTLS(host, caFile string) (*tls.Config, error) {
 func IsAuthError(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && (me.Number == 1045 || me.Number == 1044)
+}
+
+// RouteDriverLogs sends the MySQL driver's own log lines (such as
+// "unexpected EOF" when a server goes away mid-query) to log as warnings, so
+// a function's logs stay JSON only. The driver's logger is process-wide:
+// call it once, from main.
+func RouteDriverLogs(log *slog.Logger) {
+	_ = mysql.SetLogger(driverLogger{log})
+}
+
+type driverLogger struct{ log *slog.Logger }
+
+func (d driverLogger) Print(v ...any) {
+	d.log.Warn("mysql driver", "message", strings.TrimSpace(fmt.Sprint(v...)))
 }
