@@ -42,7 +42,10 @@ start_mariadb() {
 }
 
 minio_bin() {
-  for c in "$tools/minio" "$(command -v minio 2>/dev/null || true)" "$(go env GOPATH)/bin/minio"; do
+  local running=""
+  pid=$(pgrep -xo minio 2>/dev/null || true)
+  [ -n "$pid" ] && running=$(readlink -f "/proc/$pid/exe" 2>/dev/null || true)
+  for c in "$tools/minio" "$(command -v minio 2>/dev/null || true)" "$(go env GOPATH)/bin/minio" "$running"; do
     [ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return; }
   done
   log "minio: building from the Go module proxy (about 3 minutes, cached in .tools/)"
