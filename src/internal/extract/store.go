@@ -92,9 +92,15 @@ func (c *Crawler) writeManifest(ctx context.Context, res Result, runErr error) e
 	if err != nil {
 		return fmt.Errorf("encoding the run manifest: %w", err)
 	}
-	timeout := min(c.cfg.DeadlineMargin, 30*time.Second)
-	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) > 0 {
-		timeout = min(timeout, time.Until(deadline))
+	// Up to 30 s, and never past the invocation's deadline: the crawl
+	// stopped DeadlineMargin before it to leave this write that time.
+	timeout := 30 * time.Second
+	if deadline, ok := ctx.Deadline(); ok {
+		if left := time.Until(deadline); left > 0 {
+			timeout = min(timeout, left)
+		} else {
+			timeout = min(timeout, c.cfg.DeadlineMargin)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
