@@ -234,13 +234,11 @@ func (r *runResult) Human(w io.Writer) {
 		fmt.Fprintf(tw, "export\t%s\t%d tables\t%d files under exports/\n", secs(r.Stages["export"]), len(e.Tables), files)
 	}
 	tw.Flush()
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\nTABLE\tTRANSFORMED\tLOADED\tROWS\tEXPORTED\t")
+	fmt.Fprintf(w, "\n%-20s %11s %8s %8s %9s\n", "TABLE", "TRANSFORMED", "LOADED", "ROWS", "EXPORTED")
 	for _, tb := range warehouse.Tables() {
 		x := r.Rows[tb.Name]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", tb.Name, x.Transformed, x.Loaded, x.Total, x.Exported)
+		fmt.Fprintf(w, "%-20s %11d %8d %8d %9d\n", tb.Name, x.Transformed, x.Loaded, x.Total, x.Exported)
 	}
-	tw.Flush()
 	for _, d := range r.Delivery {
 		if d.Redeliveries > 0 || d.DeadLetters > 0 {
 			fmt.Fprintf(w, "%s: %d retried or redelivered, %d dead letters\n", d.Target, d.Redeliveries, d.DeadLetters)
