@@ -97,8 +97,3 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
-
-// errNotImplemented marks commands whose issue has not landed yet.
-func errNotImplemented(name string) error {
-	return fmt.Errorf("%s: not implemented yet", name)
-}

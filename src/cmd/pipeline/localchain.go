@@ -272,17 +272,6 @@ func (t *tally) end(stage string) {
 	}
 }
 
-// took is how long a stage ran, from its first start to its last end.
-func (t *tally) took(stage string) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	st := t.stages[stage]
-	if st == nil || st.End.IsZero() {
-		return 0
-	}
-	return st.End.Sub(st.Start)
-}
-
 // newLocalChain wires the Transform and Load handlers to the stack's
 // notifications as template.yaml declares them.
 func newLocalChain(st *stack, tpl *samtemplate.Template, log *slog.Logger, t *tally) (*localrun.Chain, error) {

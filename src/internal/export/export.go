@@ -194,7 +194,7 @@ type tableRun struct {
 	upper    time.Time
 	csv      *objectWriter
 	pq       *objectWriter
-	pqw      *parquet.Writer
+	pqw      *parquet.GenericWriter[any]
 	closed   bool
 	csvEnc   *encoder // renders the CSV records on the writer goroutine
 	csvBuf   []byte
@@ -918,7 +918,7 @@ func (r *tableRun) open(ctx context.Context) error {
 	if groupRows <= 0 {
 		groupRows = DefaultRowGroupRows
 	}
-	r.pqw = parquet.NewWriter(r.pq, r.t.parquetSchema(),
+	r.pqw = parquet.NewGenericWriter[any](r.pq, r.t.parquetSchema(),
 		parquet.Compression(codec),
 		parquet.MaxRowsPerRowGroup(int64(groupRows)),
 		parquet.DataPageVersion(1), // the most widely readable (pyarrow's and Spark's default)

@@ -264,14 +264,6 @@ func (c *callReader) Read([]byte) (int, error) {
 	return 0, io.EOF
 }
 
-func ids(msgs []events.SQSMessage) []string {
-	var out []string
-	for _, m := range msgs {
-		out = append(out, m.MessageId)
-	}
-	return out
-}
-
 func joinSorted(s []string) string {
 	c := append([]string(nil), s...)
 	for i := range c {

@@ -472,7 +472,7 @@ type queueStats struct {
 
 // errTimedOut is how Lambda fails an invocation that outlives its timeout:
 // the whole batch is delivered again.
-var errTimedOut = errors.New("Task timed out")
+var errTimedOut = errors.New("task timed out")
 
 // drain runs one Load worker per handler (Lambda instances polling the
 // queue, 10 messages a batch, BatchSize in template.yaml) until the queue is

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 messages start with the logical id or key of the template they are about
+
 package samtemplate
 
 import (

@@ -9,6 +9,8 @@
 // string, int, float64, bool and nil. Short forms become their full forms, so
 // !Ref X is map[string]any{"Ref": "X"} and !GetAtt A.B is
 // map[string]any{"Fn::GetAtt": []any{"A", "B"}}.
+//lint:file-ignore ST1005 messages start with the logical id or key of the template they are about
+
 package samtemplate
 
 import (
