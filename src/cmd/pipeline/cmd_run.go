@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -173,7 +174,8 @@ func runChain(ctx context.Context, g *globals, sf *sourceFlags, force bool, prog
 
 func databaseName(st *stack) string {
 	if st.MySQL != nil {
-		return "embedded engine at " + st.MySQL.Addr() + ", saved under " + st.MySQL.Database()
+		return fmt.Sprintf("embedded MySQL engine, database %s (saved to %s)", st.MySQL.Database(),
+			filepath.Join(filepath.Dir(filepath.Dir(st.Server.Dir(st.Bucket))), "mysql", st.MySQL.Database()+".sql"))
 	}
 	return "MySQL server " + mysqldb.Config{DSN: st.DSN}.Redacted()
 }
