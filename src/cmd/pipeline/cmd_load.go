@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
@@ -113,25 +114,17 @@ func loadPrefix(ctx context.Context, s3c *s3.Client, db *mysqldb.Connector, buck
 		msgs = msgs[:0]
 		return nil
 	}
-	p := s3.NewListObjectsV2Paginator(s3c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return res, fmt.Errorf("listing s3://%s/%s: %w", bucket, prefix, err)
+	err := eachObject(ctx, s3c, bucket, prefix, func(obj types.Object) error {
+		res.Objects++
+		ref := load.ObjectRef{Bucket: bucket, Key: aws.ToString(obj.Key), ETag: aws.ToString(obj.ETag)}
+		msgs = append(msgs, loadfn.Message(fmt.Sprintf("local-%06d", res.Objects), ref, aws.ToInt64(obj.Size), time.Now()))
+		if len(msgs) == batch {
+			return flush()
 		}
-		for _, obj := range page.Contents {
-			if err := ctx.Err(); err != nil {
-				return res, err
-			}
-			res.Objects++
-			ref := load.ObjectRef{Bucket: bucket, Key: aws.ToString(obj.Key), ETag: aws.ToString(obj.ETag)}
-			msgs = append(msgs, loadfn.Message(fmt.Sprintf("local-%06d", res.Objects), ref, aws.ToInt64(obj.Size), time.Now()))
-			if len(msgs) == batch {
-				if err := flush(); err != nil {
-					return res, err
-				}
-			}
-		}
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
 	if err := flush(); err != nil {
 		return res, err

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transform"
@@ -103,23 +104,17 @@ func transformPrefix(ctx context.Context, s3c *s3.Client, bucket, prefix string,
 		}
 		res.Problems = append(res.Problems, o)
 	}
-	p := s3.NewListObjectsV2Paginator(s3c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+	err := eachObject(ctx, s3c, bucket, prefix, func(obj types.Object) error {
+		res.Objects++
+		ev, err := objectCreatedEvent(bucket, obj.Key, obj.Size, obj.ETag, time.Now())
 		if err != nil {
-			return res, fmt.Errorf("listing s3://%s/%s: %w", bucket, prefix, err)
+			return err
 		}
-		for _, obj := range page.Contents {
-			if err := ctx.Err(); err != nil {
-				return res, err
-			}
-			res.Objects++
-			ev, err := objectCreatedEvent(bucket, obj.Key, obj.Size, obj.ETag, time.Now())
-			if err != nil {
-				return res, err
-			}
-			_ = h.Handle(ctx, ev) // failures are counted by Observe; the others go on
-		}
+		_ = h.Handle(ctx, ev) // failures are counted by Observe; the others go on
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
 	if res.Failed > 0 {
 		return res, fmt.Errorf("%d of %d objects failed (transient errors: run again)", res.Failed, res.Objects)
@@ -153,4 +148,25 @@ func objectCreatedEvent(bucket string, key *string, size *int64, etag *string, n
 		return events.S3Event{}, fmt.Errorf("decoding the event of %q: %w", aws.ToString(key), err)
 	}
 	return ev, nil
+}
+
+// eachObject calls fn with every object under prefix, in key order, until fn
+// or the listing fails or ctx ends.
+func eachObject(ctx context.Context, s3c *s3.Client, bucket, prefix string, fn func(types.Object) error) error {
+	p := s3.NewListObjectsV2Paginator(s3c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("listing s3://%s/%s: %w", bucket, prefix, err)
+		}
+		for _, obj := range page.Contents {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(obj); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
