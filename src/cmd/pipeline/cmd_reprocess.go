@@ -238,7 +238,7 @@ func (rp *reprocessor) copyOnto(ctx context.Context, key string) (status, reason
 	in := &s3.CopyObjectInput{
 		Bucket:             aws.String(rp.bucket),
 		Key:                aws.String(key),
-		CopySource:         aws.String(copySourceOf(rp.bucket, key)),
+		CopySource:         aws.String(awsclient.CopySource(rp.bucket, key, "")),
 		CopySourceIfMatch:  head.ETag,
 		MetadataDirective:  types.MetadataDirectiveReplace,
 		Metadata:           head.Metadata,
@@ -268,21 +268,4 @@ func httpStatus(err error) int {
 		return re.HTTPStatusCode()
 	}
 	return 0
-}
-
-// copySourceOf is the x-amz-copy-source of key: URL-encoded, every byte but
-// unreserved characters and '/'.
-func copySourceOf(bucket, key string) string {
-	var b strings.Builder
-	b.WriteString(bucket)
-	b.WriteByte('/')
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~/", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/awsclient"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/config"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
@@ -401,11 +402,7 @@ func (h *Handler) quarantine(ctx context.Context, obj load.ObjectRef, table stri
 	if errors.As(reason, &ce) {
 		rep.Line, rep.Column = ce.Line, ce.Column
 	}
-	src := obj.Bucket + "/" + escapeKey(obj.Key)
-	if obj.VersionID != "" {
-		src += "?versionId=" + url.QueryEscape(obj.VersionID)
-	}
-	in := &s3.CopyObjectInput{Bucket: aws.String(h.cfg.Bucket), Key: aws.String(dst), CopySource: aws.String(src)}
+	in := &s3.CopyObjectInput{Bucket: aws.String(h.cfg.Bucket), Key: aws.String(dst), CopySource: aws.String(awsclient.CopySource(obj.Bucket, obj.Key, obj.VersionID))}
 	if obj.VersionID == "" && obj.ETag != "" {
 		in.CopySourceIfMatch = aws.String(quoteETag(obj.ETag))
 	}
@@ -429,21 +426,6 @@ func (h *Handler) quarantine(ctx context.Context, obj load.ObjectRef, table stri
 	}
 	o.Status = Quarantined
 	return o
-}
-
-// escapeKey URL-encodes a key for CopySource: every byte but unreserved
-// characters and '/' (a '+' left alone would read as a space on some servers).
-func escapeKey(key string) string {
-	var b strings.Builder
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~/", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
 }
 
 // isStatus reports whether err is an S3 answer with HTTP status code.

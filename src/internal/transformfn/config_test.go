@@ -21,10 +21,4 @@ func TestKeyEscapes(t *testing.T) {
 	if got, want := escapeMeta("raw/manual/a+b c 100% ζ.json"), "raw/manual/a+b c 100%25 %CE%B6.json"; got != want {
 		t.Errorf("escapeMeta = %q, want %q", got, want)
 	}
-	if got, want := copySource("b", "raw/a+b c%ζ.json", "v1"), "b/raw/a%2Bb%20c%25%CE%B6.json?versionId=v1"; got != want {
-		t.Errorf("copySource = %q, want %q", got, want)
-	}
-	if got, want := copySource("b", "raw/x.json", "null"), "b/raw/x.json"; got != want {
-		t.Errorf("copySource = %q, want %q", got, want)
-	}
 }

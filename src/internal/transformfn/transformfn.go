@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/awsclient"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/config"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transform"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
@@ -266,26 +267,6 @@ func escapeMeta(s string) string {
 	return b.String()
 }
 
-// copySource is the x-amz-copy-source of key: URL-encoded, every byte but
-// unreserved characters and '/'.
-func copySource(bucket, key, versionID string) string {
-	var b strings.Builder
-	b.WriteString(bucket)
-	b.WriteByte('/')
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~/", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	if versionID != "" && versionID != "null" {
-		b.WriteString("?versionId=" + url.QueryEscape(versionID))
-	}
-	return b.String()
-}
-
 // errorReport is quarantine/<...>.error.json.
 type errorReport struct {
 	Bucket    string    `json:"bucket"`
@@ -305,7 +286,7 @@ func (h *Handler) quarantine(ctx context.Context, src source, inv *transform.Inv
 	qkey := transform.QuarantineKey(src.key)
 	in := &s3.CopyObjectInput{
 		Bucket: aws.String(h.cfg.Bucket), Key: aws.String(qkey),
-		CopySource: aws.String(copySource(h.cfg.Bucket, src.key, src.versionID)),
+		CopySource: aws.String(awsclient.CopySource(h.cfg.Bucket, src.key, src.versionID)),
 	}
 	if src.versionID == "" || src.versionID == "null" {
 		in.CopySourceIfMatch = aws.String(src.etag)
