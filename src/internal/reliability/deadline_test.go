@@ -199,11 +199,7 @@ func deadlineExport(t *testing.T, own, clean *chain) {
 	if err != nil {
 		t.Fatalf("next run: %v", err)
 	}
-	for table, s := range statuses(res) {
-		if s != export.StatusExported {
-			t.Errorf("next run: %s %s, want exported", table, s)
-		}
-	}
+	checkAllExported(t, "next run", res)
 	rs := own.checkReplay("exports/")
 	cleanRS := clean.checkReplay("exports/")
 	if rs.StaleFetchedAt+cleanRS.StaleFetchedAt > 0 {

@@ -169,11 +169,7 @@ func TestReliabilityMariaDBRestartMidExport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the next run after the restart: %v", err)
 	}
-	for table, s := range statuses(res) {
-		if s != export.StatusExported {
-			t.Errorf("next run: %s %s, want exported", table, s)
-		}
-	}
+	checkAllExported(t, "next run", res)
 	rs := own.checkReplay("exports/")
 	sameTables(t, own, clean, warehouse.DumpModified)
 	row.Notef("interrupted run: %s", statusText(interrupted))
@@ -184,6 +180,16 @@ func TestReliabilityMariaDBRestartMidExport(t *testing.T) {
 }
 
 // statuses maps each table of an export result to its status.
+// checkAllExported fails t unless every table of res was exported.
+func checkAllExported(t *testing.T, run string, res export.Result) {
+	t.Helper()
+	for table, s := range statuses(res) {
+		if s != export.StatusExported {
+			t.Errorf("%s: %s %s, want exported", run, table, s)
+		}
+	}
+}
+
 func statuses(res export.Result) map[string]export.Status {
 	out := map[string]export.Status{}
 	for _, tr := range res.Tables {
