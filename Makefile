@@ -55,7 +55,7 @@ test: ## vet and run every test (race, shuffled) against real MariaDB and MinIO,
 	$(SERVICES) && export TEST_REQUIRE_SERVERS=1 && go vet ./... && go test -race -shuffle=on -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) FUZZMINIMIZETIME=$(TEST_FUZZMINIMIZETIME)
 
-run: ## run the whole chain locally (real API when reachable, else the offline replica)
+run: ## run the whole chain locally (real API when reachable, else the fake API)
 	go run ./src/cmd/pipeline run
 
 bench: ## measure crawl, transform, load and export against their baselines, printed as ratios

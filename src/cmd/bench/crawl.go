@@ -13,13 +13,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 )
 
 // benchCrawl crawls the default-size dataset (826/126/51: 52 pages) from an
-// in-process replica answering every request after 100 ms, into MinIO, with
+// in-process fake API answering every request after 100 ms, into MinIO, with
 // 4 requests in flight; and, in the same run, the way the original Python
 // Lambda did it: one request at a time, each page stored before the next is
 // asked for. A third crawl, one request at a time but storing while the
@@ -29,7 +29,7 @@ func benchCrawl(ctx context.Context, out io.Writer) ([]figure, error) {
 		latency = 100 * time.Millisecond
 		conc    = 4
 	)
-	ds, err := replica.Generate(replica.DefaultSizes, 1)
+	ds, err := fakeapi.Generate(fakeapi.DefaultSizes, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func benchCrawl(ctx context.Context, out io.Writer) ([]figure, error) {
 		if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 			return nil, fmt.Errorf("creating bucket %s: %w", bucket, err)
 		}
-		rep := replica.New(ds, replica.Options{Faults: replica.Faults{Latency: latency}})
+		rep := fakeapi.New(ds, fakeapi.Options{Faults: fakeapi.Faults{Latency: latency}})
 		srv := httptest.NewServer(rep)
 		cfg := extract.DefaultConfig()
 		cfg.BaseURL, cfg.Bucket, cfg.Concurrency, cfg.MaxPending = srv.URL+"/api", bucket, c.conc, c.pend

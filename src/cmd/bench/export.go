@@ -24,8 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fooddb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/seed"
 )
 
 // benchExport measures the Export function on a generated orders table of
@@ -151,7 +151,7 @@ func benchExport(ctx context.Context, out io.Writer) ([]figure, error) {
 		// index (a range of it). Informative: compared with the full dump.
 		for _, index := range []bool{false, true} {
 			if index {
-				if err := seed.CreateSchema(ctx, db, true); err != nil {
+				if err := fooddb.CreateSchema(ctx, db, true); err != nil {
 					return figs, err
 				}
 			}
@@ -204,12 +204,12 @@ func seedOrders(ctx context.Context, db *sql.DB, n int, index bool) error {
 		return err
 	}
 	if have == 0 {
-		if _, err := seed.Food(ctx, db, seed.Options{Rows: map[string]int{seed.Orders: n, seed.OrderItem: 0, seed.Delivery: 0}}); err != nil {
+		if _, err := fooddb.Food(ctx, db, fooddb.Options{Rows: map[string]int{fooddb.Orders: n, fooddb.OrderItem: 0, fooddb.Delivery: 0}}); err != nil {
 			return err
 		}
 	}
 	if index {
-		if err := seed.CreateSchema(ctx, db, true); err != nil {
+		if err := fooddb.CreateSchema(ctx, db, true); err != nil {
 			return err
 		}
 	}

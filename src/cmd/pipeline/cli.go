@@ -16,6 +16,7 @@ import (
 // --json, or in human form otherwise.
 type command struct {
 	name    string
+	alias   string // an older name that still works (not listed)
 	summary string
 	args    string // positional arguments it takes, for usage (empty: none)
 	setup   func(fs *flag.FlagSet, g *globals) func(ctx context.Context) (result, error)
@@ -48,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var cmd *command
 	for _, c := range commands() {
-		if c.name == args[0] {
+		if c.name == args[0] || c.alias != "" && c.alias == args[0] {
 			cmd = c
 		}
 	}

@@ -23,7 +23,7 @@ import (
 func extractCommand() *command {
 	return &command{
 		name:    "extract",
-		summary: "crawl the API (or `pipeline replica`) into raw/ on the local stack",
+		summary: "crawl the API (or `pipeline fakeapi`) into raw/ on the local stack",
 		setup: func(fs *flag.FlagSet, g *globals) func(ctx context.Context) (result, error) {
 			def := extract.DefaultConfig()
 			apiURL := fs.String("api-url", envOr("API_BASE_URL", rickmorty.DefaultBaseURL), "API root to crawl ($API_BASE_URL when set)")

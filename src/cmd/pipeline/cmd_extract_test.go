@@ -9,17 +9,17 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 )
 
 // `pipeline extract` crawls into <data-dir>/s3/<bucket>/raw/ through the
 // local stack, writes nothing the second time, everything with --force.
 func TestExtractCommand(t *testing.T) {
-	ds, err := replica.Generate(replica.Sizes{Characters: 45, Locations: 21, Episodes: 3}, 1)
+	ds, err := fakeapi.Generate(fakeapi.Sizes{Characters: 45, Locations: 21, Episodes: 3}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(replica.New(ds, replica.Options{}))
+	srv := httptest.NewServer(fakeapi.New(ds, fakeapi.Options{}))
 	defer srv.Close()
 	api := srv.URL + "/api"
 	dir := t.TempDir()

@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/awsclient"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/config"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transform"
 )
 
@@ -54,7 +54,7 @@ func reprocessCommand() *command {
 				}
 				// The default SDK configuration (profile, region, credentials,
 				// AWS_ENDPOINT_URL[_S3]); path style for S3-compatible servers.
-				env := config.New(os.Getenv)
+				env := envconfig.New(os.Getenv)
 				pathStyle := env.Bool("S3_FORCE_PATH_STYLE", false)
 				if err := env.Err(); err != nil {
 					return nil, err

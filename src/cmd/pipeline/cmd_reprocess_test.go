@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transformfn"
 )
@@ -368,7 +368,7 @@ func TestReprocessCommandMinIO(t *testing.T) {
 // ObjectCreated notification, and the Transform handler given that
 // notification transforms the object again (it has no "unchanged" skip).
 func TestReprocessEmitsObjectCreated(t *testing.T) {
-	srv, err := localstack.Start(context.Background(), localstack.Options{DataDir: t.TempDir(), Bucket: localBucket})
+	srv, err := locals3.Start(context.Background(), locals3.Options{DataDir: t.TempDir(), Bucket: localBucket})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,8 +383,8 @@ func TestReprocessEmitsObjectCreated(t *testing.T) {
 	putRaw(t, c, srv.Bucket(), "processed/episodes/x.json", page)
 
 	var mu sync.Mutex
-	var events []localstack.ObjectCreated
-	srv.OnObjectCreated(func(ev localstack.ObjectCreated) {
+	var events []locals3.ObjectCreated
+	srv.OnObjectCreated(func(ev locals3.ObjectCreated) {
 		mu.Lock()
 		defer mu.Unlock()
 		events = append(events, ev)
@@ -404,7 +404,7 @@ func TestReprocessEmitsObjectCreated(t *testing.T) {
 	var keys []string
 	for _, ev := range got {
 		keys = append(keys, ev.Key)
-		if ev.EventName != localstack.EventCopy || ev.Bucket != srv.Bucket() || ev.Size != int64(len(page)) {
+		if ev.EventName != locals3.EventCopy || ev.Bucket != srv.Bucket() || ev.Size != int64(len(page)) {
 			t.Errorf("event %+v", ev)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/seed"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fooddb"
 )
 
 func seedCommand() *command {
@@ -41,7 +41,7 @@ func seedCommand() *command {
 				if err != nil {
 					return nil, err
 				}
-				opts := seed.Options{Seed: *seedN, Scale: *scale, Rows: counts, ExportIndex: *index}
+				opts := fooddb.Options{Seed: *seedN, Scale: *scale, Rows: counts, ExportIndex: *index}
 				if err := opts.Validate(); err != nil {
 					return nil, err
 				}
@@ -57,15 +57,15 @@ func seedCommand() *command {
 				res := &seedResult{Mode: "fill"}
 				if *mutate {
 					res.Mode = "mutate"
-					res.Summary, err = seed.Mutate(ctx, db, seed.MutateOptions{Seed: *seedN, Inserts: *inserts, Updates: *updates})
+					res.Summary, err = fooddb.Mutate(ctx, db, fooddb.MutateOptions{Seed: *seedN, Inserts: *inserts, Updates: *updates})
 					return res, err
 				}
 				if *reset {
-					if err := seed.DropSchema(ctx, db); err != nil {
+					if err := fooddb.DropSchema(ctx, db); err != nil {
 						return nil, err
 					}
 				}
-				res.Summary, err = seed.Food(ctx, db, opts)
+				res.Summary, err = fooddb.Food(ctx, db, opts)
 				return res, err
 			}
 		},
@@ -93,7 +93,7 @@ func parseRows(s string) (map[string]int, error) {
 // seedResult is what `pipeline seed food` did.
 type seedResult struct {
 	Mode string `json:"mode"`
-	seed.Summary
+	fooddb.Summary
 }
 
 func (r *seedResult) Human(w io.Writer) {

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localrun"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/samtemplate"
 )
@@ -94,9 +94,9 @@ func serve(ctx context.Context, g *globals, sf *sourceFlags, extractEvery, expor
 	}
 	t.echo = func(line string) { say("%s", line) }
 	chain.Start(ctx)
-	watcher := st.Server.NewWatcher(localstack.WatchOptions{ReportExisting: true})
-	st.Server.OnObjectCreated(func(ev localstack.ObjectCreated) {
-		if ev.Source == localstack.SourceFolder {
+	watcher := st.Server.NewWatcher(locals3.WatchOptions{ReportExisting: true})
+	st.Server.OnObjectCreated(func(ev locals3.ObjectCreated) {
+		if ev.Source == locals3.SourceFolder {
 			say("found %s copied into the folder", ev.Key)
 		}
 	})
@@ -191,7 +191,7 @@ func printReach(w io.Writer, g *globals, st *stack, src *apiSource, extractEvery
 	folder := st.Server.Dir(st.Bucket)
 	fmt.Fprintf(w, "local stack ready (Ctrl-C stops it)\n")
 	fmt.Fprintf(w, "  S3 endpoint  %s  bucket %s  folder %s\n", st.Endpoint, st.Bucket, folder)
-	fmt.Fprintf(w, "  credentials  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s\n", localstack.AccessKeyID, localstack.SecretAccessKey, localstack.Region)
+	fmt.Fprintf(w, "  credentials  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s\n", locals3.AccessKeyID, locals3.SecretAccessKey, locals3.Region)
 	fmt.Fprintf(w, "  drop a page  aws --endpoint-url %s s3 cp page.json s3://%s/raw/character/page-0001.json\n", st.Endpoint, st.Bucket)
 	fmt.Fprintf(w, "               or copy a file into %s/raw/\n", folder)
 	fmt.Fprintf(w, "  MySQL        %s\n", db)

@@ -14,15 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 )
 
-// servedPage returns page n of resource as the replica serves it.
-func servedPage(t *testing.T, ds *replica.Dataset, resource string, n int) []byte {
+// servedPage returns page n of resource as the fake API serves it.
+func servedPage(t *testing.T, ds *fakeapi.Dataset, resource string, n int) []byte {
 	t.Helper()
-	srv := httptest.NewServer(replica.New(ds, replica.Options{BaseURL: "https://rickandmortyapi.com/api"}))
+	srv := httptest.NewServer(fakeapi.New(ds, fakeapi.Options{BaseURL: "https://rickandmortyapi.com/api"}))
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL + "/api/" + resource + "?page=" + string(rune('0'+n)))
 	if err != nil {
@@ -79,13 +79,13 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 		}
 		return endpoint != ""
 	})
-	for _, want := range []string{"AWS_ACCESS_KEY_ID=" + localstack.AccessKeyID, "bucket " + localBucket, "MySQL        root@tcp("} {
+	for _, want := range []string{"AWS_ACCESS_KEY_ID=" + locals3.AccessKeyID, "bucket " + localBucket, "MySQL        root@tcp("} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("serve does not print %q:\n%s", want, stdout.String())
 		}
 	}
 
-	ds, err := replica.Generate(replica.Sizes{Characters: 45, Locations: 21, Episodes: 3}, 7)
+	ds, err := fakeapi.Generate(fakeapi.Sizes{Characters: 45, Locations: 21, Episodes: 3}, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +102,8 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 				env = append(env, kv)
 			}
 		}
-		cmd.Env = append(env, "AWS_ACCESS_KEY_ID="+localstack.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+localstack.SecretAccessKey,
-			"AWS_REGION="+localstack.Region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+		cmd.Env = append(env, "AWS_ACCESS_KEY_ID="+locals3.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+locals3.SecretAccessKey,
+			"AWS_REGION="+locals3.Region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("aws %v: %v\n%s", args, err, out)
 		}

@@ -21,11 +21,11 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/exportfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extractfn"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localrun"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/samtemplate"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transformfn"
@@ -40,22 +40,22 @@ const (
 	exportID     = "ExportFunction"
 )
 
-// sourceFlags say where `run` and `serve` crawl: the API, or the replica.
+// sourceFlags say where `run` and `serve` crawl: the API, or the fakeapi.
 type sourceFlags struct {
 	fs       *flag.FlagSet
 	apiURL   string
 	offline  bool
 	data     string
 	template string
-	sizes    replica.Sizes // of the generated data
+	sizes    fakeapi.Sizes // of the generated data
 }
 
 func addSourceFlags(fs *flag.FlagSet) *sourceFlags {
 	sf := &sourceFlags{fs: fs}
-	fs.StringVar(&sf.apiURL, "api-url", envOr("API_BASE_URL", rickmorty.DefaultBaseURL), "API root to crawl ($API_BASE_URL when set); when the default is unreachable the replica's generated data is used")
-	fs.BoolVar(&sf.offline, "offline", false, "crawl the replica's generated data (826 characters, 126 locations, 51 episodes) instead of the API")
-	fs.StringVar(&sf.data, "data", "", "crawl the replica serving this snapshot folder (character.json, location.json, episode.json), e.g. ../shared/rickandmorty")
-	sf.sizes = replica.DefaultSizes
+	fs.StringVar(&sf.apiURL, "api-url", envOr("API_BASE_URL", rickmorty.DefaultBaseURL), "API root to crawl ($API_BASE_URL when set); when the default is unreachable the fake API's generated data is used")
+	fs.BoolVar(&sf.offline, "offline", false, "crawl the fake API's generated data (826 characters, 126 locations, 51 episodes) instead of the API")
+	fs.StringVar(&sf.data, "data", "", "crawl the fake API serving this snapshot folder (character.json, location.json, episode.json), e.g. ../shared/rickandmorty")
+	sf.sizes = fakeapi.DefaultSizes
 	fs.IntVar(&sf.sizes.Characters, "characters", sf.sizes.Characters, "characters of the generated data (--offline)")
 	fs.IntVar(&sf.sizes.Locations, "locations", sf.sizes.Locations, "locations of the generated data (--offline)")
 	fs.IntVar(&sf.sizes.Episodes, "episodes", sf.sizes.Episodes, "episodes of the generated data (--offline)")
@@ -63,50 +63,50 @@ func addSourceFlags(fs *flag.FlagSet) *sourceFlags {
 	return sf
 }
 
-// apiSource is the API a run crawls, and the replica serving it if any.
+// apiSource is the API a run crawls, and the fake API serving it if any.
 type apiSource struct {
 	URL         string `json:"url"`
 	Description string `json:"description"`
 	close       func()
 }
 
-// open resolves the source: the replica for --data or --offline; else the
-// API, falling back to the generated replica with a one-line note when the
+// open resolves the source: the fake API for --data or --offline; else the
+// API, falling back to the generated fake API with a one-line note when the
 // default API is unreachable (an --api-url given explicitly must answer).
 func (sf *sourceFlags) open(ctx context.Context, note io.Writer) (*apiSource, error) {
 	explicit := os.Getenv("API_BASE_URL") != ""
 	sf.fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "api-url" })
 	switch {
 	case sf.data != "":
-		ds, err := replica.Load(sf.data)
+		ds, err := fakeapi.Load(sf.data)
 		if err != nil {
 			return nil, err
 		}
-		return serveReplica(ds, "replica of "+sf.data)
+		return serveFakeAPI(ds, "fake API of "+sf.data)
 	case sf.offline:
-		return generatedReplica(sf.sizes)
+		return generatedFakeAPI(sf.sizes)
 	}
 	err := probeAPI(ctx, sf.apiURL)
 	if err == nil {
 		return &apiSource{URL: sf.apiURL, Description: "the API at " + sf.apiURL, close: func() {}}, nil
 	}
 	if explicit {
-		return nil, fmt.Errorf("the API at %s is unreachable (%v); --offline runs on the replica's generated data", sf.apiURL, err)
+		return nil, fmt.Errorf("the API at %s is unreachable (%v); --offline runs on the fake API's generated data", sf.apiURL, err)
 	}
-	fmt.Fprintf(note, "the Rick and Morty API (%s) is unreachable (%v): running on the replica's generated data instead\n", sf.apiURL, err)
-	return generatedReplica(sf.sizes)
+	fmt.Fprintf(note, "the Rick and Morty API (%s) is unreachable (%v): running on the fake API's generated data instead\n", sf.apiURL, err)
+	return generatedFakeAPI(sf.sizes)
 }
 
-func generatedReplica(sz replica.Sizes) (*apiSource, error) {
-	ds, err := replica.Generate(sz, 1)
+func generatedFakeAPI(sz fakeapi.Sizes) (*apiSource, error) {
+	ds, err := fakeapi.Generate(sz, 1)
 	if err != nil {
 		return nil, err
 	}
-	desc := "replica, generated data"
-	if sz != replica.DefaultSizes {
-		desc = fmt.Sprintf("replica, generated data: %d characters, %d locations, %d episodes", sz.Characters, sz.Locations, sz.Episodes)
+	desc := "fake API, generated data"
+	if sz != fakeapi.DefaultSizes {
+		desc = fmt.Sprintf("fake API, generated data: %d characters, %d locations, %d episodes", sz.Characters, sz.Locations, sz.Episodes)
 	}
-	return serveReplica(ds, desc)
+	return serveFakeAPI(ds, desc)
 }
 
 func probeAPI(ctx context.Context, url string) error {
@@ -131,15 +131,15 @@ func probeAPI(ctx context.Context, url string) error {
 	return nil
 }
 
-func serveReplica(ds *replica.Dataset, desc string) (*apiSource, error) {
+func serveFakeAPI(ds *fakeapi.Dataset, desc string) (*apiSource, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	// The pages advertise the real API's root, not this replica's random
+	// The pages advertise the real API's root, not this fake API's random
 	// port: a page's bytes then stay the same from run to run (so an
 	// unchanged dataset costs nothing downstream) and match the real API's.
-	srv := &http.Server{Handler: replica.New(ds, replica.Options{BaseURL: rickmorty.DefaultBaseURL}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: fakeapi.New(ds, fakeapi.Options{BaseURL: rickmorty.DefaultBaseURL}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // ends with Close
 	url := "http://" + ln.Addr().String() + "/api"
 	return &apiSource{URL: url, Description: desc, close: func() { srv.Close() }}, nil
@@ -201,7 +201,7 @@ func newTally() *tally {
 }
 
 // objectCreated counts a new object by its first key segment.
-func (t *tally) objectCreated(ev localstack.ObjectCreated) {
+func (t *tally) objectCreated(ev locals3.ObjectCreated) {
 	top, _, _ := strings.Cut(ev.Key, "/")
 	t.mu.Lock()
 	t.objects[top]++
@@ -299,7 +299,7 @@ func newLocalChain(st *stack, tpl *samtemplate.Template, log *slog.Logger, t *ta
 	if err != nil {
 		return nil, err
 	}
-	st.Server.OnObjectCreated(func(ev localstack.ObjectCreated) {
+	st.Server.OnObjectCreated(func(ev locals3.ObjectCreated) {
 		t.objectCreated(ev)
 		ch.Notify(ev)
 	})
@@ -363,7 +363,7 @@ func openSession(ctx context.Context, g *globals, sf *sourceFlags, name, level s
 	return s, nil
 }
 
-// Close stops the stack and the replica; the chain must be stopped first.
+// Close stops the stack and the fake API; the chain must be stopped first.
 func (s *session) Close() {
 	if s.st != nil {
 		s.st.Close()

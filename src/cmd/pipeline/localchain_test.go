@@ -10,9 +10,9 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transformfn"
 )
 
-// The default API unreachable: one line says so and the replica's generated
+// The default API unreachable: one line says so and the fake API's generated
 // data is served instead.
-func TestUnreachableDefaultAPIFallsBackToTheReplica(t *testing.T) {
+func TestUnreachableDefaultAPIFallsBackToTheFakeAPI(t *testing.T) {
 	t.Setenv("API_BASE_URL", "")
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	sf := addSourceFlags(fs)
@@ -27,14 +27,14 @@ func TestUnreachableDefaultAPIFallsBackToTheReplica(t *testing.T) {
 	}
 	defer src.close()
 	lines := strings.Split(strings.TrimSpace(note.String()), "\n")
-	if len(lines) != 1 || !strings.Contains(lines[0], "unreachable") || !strings.Contains(lines[0], "replica") {
-		t.Errorf("note %q, want one line saying the API is unreachable and the replica is used", note.String())
+	if len(lines) != 1 || !strings.Contains(lines[0], "unreachable") || !strings.Contains(lines[0], "fake API") {
+		t.Errorf("note %q, want one line saying the API is unreachable and the fake API is used", note.String())
 	}
 	if !strings.Contains(src.Description, "30 characters") || !strings.HasPrefix(src.URL, "http://127.0.0.1:") {
 		t.Errorf("source %+v", src)
 	}
 	if err := probeAPI(context.Background(), src.URL); err != nil {
-		t.Errorf("the replica does not answer: %v", err)
+		t.Errorf("the fake API does not answer: %v", err)
 	}
 }
 

@@ -28,7 +28,7 @@ func commands() []*command {
 		transformCommand(),
 		loadCommand(),
 		exportCommand(),
-		replicaCommand(),
+		fakeAPICommand(),
 		seedCommand(),
 		reprocessCommand(),
 	}

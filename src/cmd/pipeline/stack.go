@@ -12,7 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/localmysql"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 )
 
@@ -27,8 +28,8 @@ type stack struct {
 	S3       *s3.Client         // SDK client for the endpoint: the same code path as in AWS
 	DSN      string             // MySQL DSN (server or embedded engine); empty unless needDB
 	DB       *mysqldb.Connector // nil unless needDB
-	Server   *localstack.Server
-	MySQL    *localstack.MySQL // nil when --mysql-dsn names a server
+	Server   *locals3.Server
+	MySQL    *localmysql.Server // nil when --mysql-dsn names a server
 	close    []func() error
 }
 
@@ -40,7 +41,7 @@ func (g *globals) openStack(ctx context.Context, needDB bool) (*stack, error) {
 		return nil, err
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	srv, err := localstack.Start(ctx, localstack.Options{DataDir: dir, Bucket: localBucket, Addr: g.s3Addr, Logger: quiet})
+	srv, err := locals3.Start(ctx, locals3.Options{DataDir: dir, Bucket: localBucket, Addr: g.s3Addr, Logger: quiet})
 	if err != nil {
 		return nil, fmt.Errorf("starting the local S3 endpoint: %w", err)
 	}
@@ -51,7 +52,7 @@ func (g *globals) openStack(ctx context.Context, needDB bool) (*stack, error) {
 	}
 	st.DSN = g.mysqlDSN
 	if st.DSN == "" {
-		my, err := localstack.StartMySQL(ctx, localstack.MySQLOptions{DataDir: dir, Addr: g.dbAddr, Logger: quiet})
+		my, err := localmysql.Start(ctx, localmysql.Options{DataDir: dir, Addr: g.dbAddr, Logger: quiet})
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("starting the embedded MySQL engine: %w", err)

@@ -6,18 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/seed"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fooddb"
 )
 
 func TestExportFoodTables(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	if _, err := seed.Food(ctx, h.db, seed.Options{Seed: 11}); err != nil {
+	if _, err := fooddb.Food(ctx, h.db, fooddb.Options{Seed: 11}); err != nil {
 		t.Fatal(err)
 	}
 	h.advance(24 * 365 * time.Hour) // well after the seeded rows
 	e := h.exporter(30*time.Second, 10)
-	res := h.run(e, specsOf(seed.Tables()...)...)
+	res := h.run(e, specsOf(fooddb.Tables()...)...)
 	for _, tr := range res.Tables {
 		if tr.Status != StatusExported || tr.Rows == 0 || len(tr.Files) != 2 || tr.From != "" || tr.To == "" {
 			t.Errorf("%s: %+v", tr.Table, tr)
@@ -35,7 +35,7 @@ func TestExportFoodTables(t *testing.T) {
 	// Nothing due: nothing written, watermark untouched.
 	h.advance(time.Hour)
 	before := h.list(h.prefix)
-	res = h.run(e, specsOf(seed.Tables()...)...)
+	res = h.run(e, specsOf(fooddb.Tables()...)...)
 	for _, tr := range res.Tables {
 		if tr.Status != StatusUpToDate || len(tr.Files) != 0 {
 			t.Errorf("%s: second run %+v", tr.Table, tr)
@@ -46,27 +46,27 @@ func TestExportFoodTables(t *testing.T) {
 	}
 
 	// The business goes on; the next export carries exactly the changes.
-	if _, err := seed.Mutate(ctx, h.db, seed.MutateOptions{Seed: 2, Inserts: 4, Updates: 3, At: h.now().Add(-time.Minute)}); err != nil {
+	if _, err := fooddb.Mutate(ctx, h.db, fooddb.MutateOptions{Seed: 2, Inserts: 4, Updates: 3, At: h.now().Add(-time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	h.advance(time.Hour)
-	res = h.run(e, specsOf(seed.Tables()...)...)
+	res = h.run(e, specsOf(fooddb.Tables()...)...)
 	for _, tr := range res.Tables {
 		if tr.Status != StatusExported {
 			t.Errorf("%s: after mutation %+v", tr.Table, tr)
 		}
-		if tr.Table != seed.Delivery && tr.Rows < 4 {
+		if tr.Table != fooddb.Delivery && tr.Rows < 4 {
 			t.Errorf("%s: %d rows after 4 inserts and 3 updates", tr.Table, tr.Rows)
 		}
 		h.checkReplay(tr.Table)
 	}
 }
 
-func foodTables() []string { return seed.Tables() }
+func foodTables() []string { return fooddb.Tables() }
 
 func seedFood(t *testing.T, h *harness, scale int) {
 	t.Helper()
-	if _, err := seed.Food(context.Background(), h.db, seed.Options{Seed: 5, Scale: scale}); err != nil {
+	if _, err := fooddb.Food(context.Background(), h.db, fooddb.Options{Seed: 5, Scale: scale}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/seed"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fooddb"
 )
 
 // faultyS3 passes calls to S3 but lets a test fail or intercept some.
@@ -54,7 +54,7 @@ func TestKilledBeforeWatermarkLosesNothing(t *testing.T) {
 		}
 		return nil
 	}}
-	res := e.Run(context.Background(), specsOf(seed.Orders, seed.Menu))
+	res := e.Run(context.Background(), specsOf(fooddb.Orders, fooddb.Menu))
 	for _, tr := range res.Tables {
 		if tr.Status != StatusFailed || len(tr.Files) != 2 || !errors.Is(tr.Err(), errKilled) {
 			t.Fatalf("%s: %+v", tr.Table, tr)
@@ -67,11 +67,11 @@ func TestKilledBeforeWatermarkLosesNothing(t *testing.T) {
 		t.Errorf("Result.Err() = %v, want both tables named", err)
 	}
 	// Meanwhile the business changes some rows.
-	if _, err := seed.Mutate(context.Background(), h.db, seed.MutateOptions{Inserts: 2, Updates: 2, At: h.now().Add(-time.Second)}); err != nil {
+	if _, err := fooddb.Mutate(context.Background(), h.db, fooddb.MutateOptions{Inserts: 2, Updates: 2, At: h.now().Add(-time.Second)}); err != nil {
 		t.Fatal(err)
 	}
 	h.advance(time.Minute)
-	res = h.run(h.exporter(0, 5), specsOf(seed.Orders, seed.Menu)...)
+	res = h.run(h.exporter(0, 5), specsOf(fooddb.Orders, fooddb.Menu)...)
 	for _, tr := range res.Tables {
 		if tr.Status != StatusExported || tr.From != "" {
 			t.Errorf("%s: %+v", tr.Table, tr)
@@ -132,11 +132,11 @@ func TestOverlappingRunsConflict(t *testing.T) {
 		if strings.HasSuffix(key, WatermarkFile) && once.CompareAndSwap(false, true) {
 			// B starts and finishes while A is about to move the watermark.
 			h.advance(time.Second)
-			other = h.exporter(0, 5).Run(context.Background(), specsOf(seed.Customer))
+			other = h.exporter(0, 5).Run(context.Background(), specsOf(fooddb.Customer))
 		}
 		return nil
 	}}
-	res := a.Run(context.Background(), specsOf(seed.Customer))
+	res := a.Run(context.Background(), specsOf(fooddb.Customer))
 	tr := res.Tables[0]
 	if tr.Status != StatusConflict || !errors.Is(tr.Err(), ErrPreconditionFailed) || len(tr.Files) != 2 {
 		t.Fatalf("A: %+v", tr)
@@ -144,14 +144,14 @@ func TestOverlappingRunsConflict(t *testing.T) {
 	if other.Tables[0].Status != StatusExported {
 		t.Fatalf("B: %+v", other.Tables[0])
 	}
-	w, _ := h.watermark(seed.Customer)
+	w, _ := h.watermark(fooddb.Customer)
 	if w.RunID != other.RunID {
 		t.Errorf("watermark written by %s, want B's run %s", w.RunID, other.RunID)
 	}
-	if n := len(h.dataFiles(seed.Customer, "csv")); n != 2 {
+	if n := len(h.dataFiles(fooddb.Customer, "csv")); n != 2 {
 		t.Errorf("%d CSV files, want A's and B's", n)
 	}
-	h.checkReplay(seed.Customer)
+	h.checkReplay(fooddb.Customer)
 }
 
 // Runs in the same second never overwrite each other's files.
@@ -188,23 +188,23 @@ func TestBadConfigurationIsolated(t *testing.T) {
 	h.exec(`CREATE TABLE nokey (id INT, createdDate DATETIME(6) NOT NULL, modifiedDate DATETIME(6))`)
 	h.exec(`CREATE VIEW v_orders AS SELECT * FROM orders`)
 	h.advance(24 * 365 * time.Hour)
-	h.run(h.exporter(0, 5), specsOf(seed.Customer)...)
+	h.run(h.exporter(0, 5), specsOf(fooddb.Customer)...)
 	wmBefore := string(h.get(h.prefix + "customer/csv/" + WatermarkFile))
-	if _, err := seed.Mutate(context.Background(), h.db, seed.MutateOptions{Inserts: 2, Updates: 2, At: h.now().Add(-time.Second)}); err != nil {
+	if _, err := fooddb.Mutate(context.Background(), h.db, fooddb.MutateOptions{Inserts: 2, Updates: 2, At: h.now().Add(-time.Second)}); err != nil {
 		t.Fatal(err)
 	}
 	h.advance(time.Minute)
 
 	specs := []TableSpec{
-		{Name: seed.Orders},
+		{Name: fooddb.Orders},
 		{Name: "no_such_table"},
 		{Name: "Orders"},
-		{Name: seed.Customer, WatermarkColumns: []string{"updated_at", "createdDate"}},
+		{Name: fooddb.Customer, WatermarkColumns: []string{"updated_at", "createdDate"}},
 		{Name: "audit"}, // no modifiedDate
 		{Name: "nokey"},
 		{Name: "v_orders"},
 		{Name: "audit/x"},
-		{Name: seed.Menu},
+		{Name: fooddb.Menu},
 	}
 	for i := range specs {
 		if specs[i].WatermarkColumns == nil {
@@ -213,15 +213,15 @@ func TestBadConfigurationIsolated(t *testing.T) {
 	}
 	res := h.exporter(0, 5).Run(context.Background(), specs)
 	want := map[string]string{
-		seed.Orders:     "",
+		fooddb.Orders:   "",
 		"no_such_table": `table "no_such_table" not found`,
 		"Orders":        `did you mean "orders"`,
-		seed.Customer:   `no watermark column "updated_at"`,
+		fooddb.Customer: `no watermark column "updated_at"`,
 		"audit":         `no watermark column "modifiedDate"`,
 		"nokey":         "no PRIMARY KEY",
 		"v_orders":      "is a view, not a base table",
 		"audit/x":       "cannot be part of an object key",
-		seed.Menu:       "",
+		fooddb.Menu:     "",
 	}
 	for _, tr := range res.Tables {
 		w := want[tr.Table]
@@ -244,8 +244,8 @@ func TestBadConfigurationIsolated(t *testing.T) {
 	if got := string(h.get(h.prefix + "customer/csv/" + WatermarkFile)); got != wmBefore {
 		t.Errorf("customer's watermark changed by a failed run:\n%s\nwas\n%s", got, wmBefore)
 	}
-	h.checkReplay(seed.Orders)
-	h.checkReplay(seed.Menu)
+	h.checkReplay(fooddb.Orders)
+	h.checkReplay(fooddb.Menu)
 
 	// A watermark-column override that fits works.
 	h.exec("INSERT INTO audit VALUES (1, 'a', ?), (2, NULL, ?)", dt6(h.now().Add(-time.Hour)), dt6(h.now().Add(-time.Hour)))
@@ -273,7 +273,7 @@ func TestCorruptWatermarkStopsTheTable(t *testing.T) {
 	if _, err := putIf(context.Background(), h.s3, h.bucket, h.prefix+"menu/csv/"+WatermarkFile, "text/plain", []byte("table=menu\ntimestamp=yesterday\n"), ""); err != nil {
 		t.Fatal(err)
 	}
-	res := h.exporter(0, 5).Run(context.Background(), specsOf(seed.Menu, seed.Location))
+	res := h.exporter(0, 5).Run(context.Background(), specsOf(fooddb.Menu, fooddb.Location))
 	if tr := res.Tables[0]; tr.Status != StatusFailed || !errors.Is(tr.Err(), ErrWatermarkSyntax) || !strings.Contains(tr.Error, "delete it") {
 		t.Errorf("menu: %+v", tr)
 	}
@@ -381,11 +381,11 @@ func TestDeadlineSpreadsTableOverRuns(t *testing.T) {
 // the same result as the plain expression.
 func TestGeneratedColumnIndexIsUsed(t *testing.T) {
 	h := newHarness(t)
-	if _, err := seed.Food(context.Background(), h.db, seed.Options{Seed: 9, ExportIndex: true, Rows: map[string]int{seed.Orders: 5000}}); err != nil {
+	if _, err := fooddb.Food(context.Background(), h.db, fooddb.Options{Seed: 9, ExportIndex: true, Rows: map[string]int{fooddb.Orders: 5000}}); err != nil {
 		t.Fatal(err)
 	}
 	h.exec("ANALYZE TABLE orders")
-	ti, err := loadTable(context.Background(), h.db, seed.Orders, DefaultWatermarkColumns)
+	ti, err := loadTable(context.Background(), h.db, fooddb.Orders, DefaultWatermarkColumns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +425,7 @@ func TestGeneratedColumnIndexIsUsed(t *testing.T) {
 		t.Errorf("plan does not use the index: %s", plan)
 	}
 	h.advance(24 * 365 * time.Hour)
-	res := h.run(h.exporter(0, 4), specsOf(seed.Tables()...)...)
+	res := h.run(h.exporter(0, 4), specsOf(fooddb.Tables()...)...)
 	for _, tr := range res.Tables {
 		if len(tr.Warnings) != 0 {
 			t.Errorf("%s: %v", tr.Table, tr.Warnings)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/seed"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fooddb"
 )
 
 // warehouseLike is shaped like the warehouse's characters table: integer
@@ -282,10 +282,10 @@ func TestRandomRoundsReplayReconstructsTables(t *testing.T) {
 	ctx := context.Background()
 	s := testSeed(t)
 	t.Logf("seed %d (EXPORT_TEST_SEED=%d reproduces)", s, s)
-	if err := seed.CreateSchema(ctx, h.db, false); err != nil {
+	if err := fooddb.CreateSchema(ctx, h.db, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := seed.Fill(ctx, h.db, seed.Options{Rows: map[string]int{seed.Orders: 0}}); err != nil {
+	if _, err := fooddb.Fill(ctx, h.db, fooddb.Options{Rows: map[string]int{fooddb.Orders: 0}}); err != nil {
 		t.Fatal(err)
 	}
 	h.exec(warehouseLike)
@@ -301,7 +301,7 @@ func TestRandomRoundsReplayReconstructsTables(t *testing.T) {
 			_ = o.tx.Rollback()
 		}
 	})
-	tables := []string{"characters", seed.Orders, seed.OrderItem}
+	tables := []string{"characters", fooddb.Orders, fooddb.OrderItem}
 	specs := specsOf(tables...)
 	for round := range 16 {
 		h.advance(time.Duration(1+w.r.Int64N(int64(maxStep/time.Millisecond))) * time.Millisecond)

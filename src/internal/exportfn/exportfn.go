@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/config"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 )
@@ -50,7 +50,7 @@ type Config struct {
 // (zstd|snappy|gzip|none), EXPORT_DEADLINE_MARGIN (30s), S3_FORCE_PATH_STYLE
 // and the database variables of mysqldb.ConfigFromEnv.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	env := config.New(getenv)
+	env := envconfig.New(getenv)
 	c := Config{
 		Bucket:         env.String("EXPORT_BUCKET", ""),
 		PathStyle:      env.Bool("S3_FORCE_PATH_STYLE", false),

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 )
@@ -23,7 +23,7 @@ import (
 // force rewrites everything.
 func TestCrawlIntoS3(t *testing.T) {
 	client, bucket := testenv.S3(t)
-	a := startAPI(t, generate(t, replica.DefaultSizes), replica.Faults{}, nil)
+	a := startAPI(t, generate(t, fakeapi.DefaultSizes), fakeapi.Faults{}, nil)
 	store := &countingStore{objectStore: client}
 	c := New(quick(a.base, bucket, 4), store, nil, time.Now, testLogger(t))
 	ctx := context.Background()
@@ -140,15 +140,15 @@ func readManifest(t testing.TB, client *s3.Client, bucket, key string) Manifest 
 // allowed.
 func TestCrawlSurvivesFaults(t *testing.T) {
 	client, bucket := testenv.S3(t)
-	f := replica.Faults{Fail: 0.10, Throttle: 0.05, RetryAfter: "0", Cut: 0.05, Seed: 3}
-	a := startAPI(t, generate(t, replica.DefaultSizes), f, nil)
+	f := fakeapi.Faults{Fail: 0.10, Throttle: 0.05, RetryAfter: "0", Cut: 0.05, Seed: 3}
+	a := startAPI(t, generate(t, fakeapi.DefaultSizes), f, nil)
 	res, err := New(quick(a.base, bucket, 4), client, nil, time.Now, testLogger(t)).Run(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := a.Stats()
 	faults := st.Failed + st.Throttled + st.Cut
-	t.Logf("replica: %+v", st)
+	t.Logf("fake API: %+v", st)
 	if st.Failed == 0 || st.Throttled == 0 || st.Cut == 0 {
 		t.Errorf("not every kind of fault was injected: %+v", st)
 	}
@@ -164,9 +164,9 @@ func TestCrawlSurvivesFaults(t *testing.T) {
 // The in-flight limit holds whatever the limit and is shared by the
 // resources.
 func TestInFlightLimit(t *testing.T) {
-	ds := generate(t, replica.Sizes{Characters: 300, Locations: 100, Episodes: 60})
+	ds := generate(t, fakeapi.Sizes{Characters: 300, Locations: 100, Episodes: 60})
 	for _, conc := range []int{1, 3} {
-		a := startAPI(t, ds, replica.Faults{Latency: 2 * time.Millisecond}, nil)
+		a := startAPI(t, ds, fakeapi.Faults{Latency: 2 * time.Millisecond}, nil)
 		store := newMemStore()
 		res, err := New(quick(a.base, "b", conc), store, nil, time.Now, testLogger(t)).Run(context.Background(), false)
 		if err != nil || !res.Complete || res.Written != 15+5+3 {
@@ -199,7 +199,7 @@ func stallAfter(n int64) func(http.Handler) http.Handler {
 // writes its manifest, and says how far it got.
 func TestDeadlineStopsCleanly(t *testing.T) {
 	client, bucket := testenv.S3(t)
-	a := startAPI(t, generate(t, replica.DefaultSizes), replica.Faults{}, stallAfter(10)) // the root and 9 pages
+	a := startAPI(t, generate(t, fakeapi.DefaultSizes), fakeapi.Faults{}, stallAfter(10)) // the root and 9 pages
 	cfg := quick(a.base, bucket, 4)
 	cfg.DeadlineMargin = time.Second
 	// 3s for 10 requests and 9 writes, even on a loaded machine; the 11th
@@ -225,7 +225,7 @@ func TestDeadlineStopsCleanly(t *testing.T) {
 	}
 
 	t.Run("next run completes the work", func(t *testing.T) {
-		b := startAPI(t, a.ds, replica.Faults{}, nil)
+		b := startAPI(t, a.ds, fakeapi.Faults{}, nil)
 		cfg.BaseURL = b.base
 		res, err := New(cfg, client, nil, time.Now, testLogger(t)).Run(context.Background(), false)
 		// the pages hold the first server's URLs in their links: all differ
@@ -240,7 +240,7 @@ func TestDeadlineStopsCleanly(t *testing.T) {
 // Lambda always gives a deadline: a crawl that finishes well before it is a
 // success, not a stop.
 func TestDeadlineFarAwayIsNoStop(t *testing.T) {
-	a := startAPI(t, generate(t, replica.Sizes{Characters: 20, Locations: 20, Episodes: 20}), replica.Faults{}, nil)
+	a := startAPI(t, generate(t, fakeapi.Sizes{Characters: 20, Locations: 20, Episodes: 20}), fakeapi.Faults{}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	res, err := New(quick(a.base, "b", 4), newMemStore(), nil, time.Now, testLogger(t)).Run(ctx, false)
@@ -250,7 +250,7 @@ func TestDeadlineFarAwayIsNoStop(t *testing.T) {
 }
 
 func TestDeadlineTooClose(t *testing.T) {
-	a := startAPI(t, generate(t, replica.Sizes{Characters: 20, Locations: 20, Episodes: 20}), replica.Faults{}, nil)
+	a := startAPI(t, generate(t, fakeapi.Sizes{Characters: 20, Locations: 20, Episodes: 20}), fakeapi.Faults{}, nil)
 	store := newMemStore()
 	cfg := quick(a.base, "b", 4)
 	cfg.DeadlineMargin = time.Hour
@@ -267,8 +267,8 @@ func TestDeadlineTooClose(t *testing.T) {
 
 // A page that keeps failing is reported, and the others are stored.
 func TestPermanentFailureIsReported(t *testing.T) {
-	ds := generate(t, replica.Sizes{Characters: 100, Locations: 60, Episodes: 20})
-	a := startAPI(t, ds, replica.Faults{}, func(next http.Handler) http.Handler {
+	ds := generate(t, fakeapi.Sizes{Characters: 100, Locations: 60, Episodes: 20})
+	a := startAPI(t, ds, fakeapi.Faults{}, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch r.URL.RequestURI() {
 			case "/api/location?page=2":
@@ -301,7 +301,7 @@ func TestPermanentFailureIsReported(t *testing.T) {
 // When the root document cannot be had, nothing is stored, not even the
 // first pages asked for alongside it.
 func TestRootFailure(t *testing.T) {
-	a := startAPI(t, generate(t, replica.Sizes{Characters: 30, Locations: 30, Episodes: 30}), replica.Faults{}, func(next http.Handler) http.Handler {
+	a := startAPI(t, generate(t, fakeapi.Sizes{Characters: 30, Locations: 30, Episodes: 30}), fakeapi.Faults{}, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/api" {
 				http.Error(w, "down", http.StatusServiceUnavailable)
@@ -324,7 +324,7 @@ func TestRootFailure(t *testing.T) {
 
 // A root document listing fewer resources limits the crawl to them.
 func TestRootListsTheResources(t *testing.T) {
-	a := startAPI(t, generate(t, replica.Sizes{Characters: 30, Locations: 30, Episodes: 30}), replica.Faults{}, func(next http.Handler) http.Handler {
+	a := startAPI(t, generate(t, fakeapi.Sizes{Characters: 30, Locations: 30, Episodes: 30}), fakeapi.Faults{}, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/api" {
 				w.Write([]byte(`{"characters":"https://elsewhere.example/api/character","planets":"https://elsewhere.example/api/planet"}`))
@@ -345,10 +345,10 @@ func TestRootListsTheResources(t *testing.T) {
 
 // A dataset that changes while the crawl runs is recorded in the manifest.
 func TestDatasetChangeIsRecorded(t *testing.T) {
-	before := generate(t, replica.Sizes{Characters: 100, Locations: 20, Episodes: 20})
-	after := generate(t, replica.Sizes{Characters: 110, Locations: 20, Episodes: 20})
-	newer := replica.New(after, replica.Options{})
-	a := startAPI(t, before, replica.Faults{}, func(next http.Handler) http.Handler {
+	before := generate(t, fakeapi.Sizes{Characters: 100, Locations: 20, Episodes: 20})
+	after := generate(t, fakeapi.Sizes{Characters: 110, Locations: 20, Episodes: 20})
+	newer := fakeapi.New(after, fakeapi.Options{})
+	a := startAPI(t, before, fakeapi.Faults{}, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/api/character" && r.URL.Query().Get("page") != "1" {
 				newer.ServeHTTP(w, r)
@@ -374,16 +374,16 @@ func TestDatasetChangeIsRecorded(t *testing.T) {
 	}
 }
 
-// The real API's snapshot, served by the replica, crawls into 42 + 7 + 3
+// The real API's snapshot, served by the fake API, crawls into 42 + 7 + 3
 // pages.
 func TestCrawlTheSnapshot(t *testing.T) {
 	dir := testenv.Snapshot(t)
-	ds, err := replica.Load(dir)
+	ds, err := fakeapi.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	client, bucket := testenv.S3(t)
-	a := startAPI(t, ds, replica.Faults{}, nil)
+	a := startAPI(t, ds, fakeapi.Faults{}, nil)
 	res, err := New(quick(a.base, bucket, 4), client, nil, time.Now, testLogger(t)).Run(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)

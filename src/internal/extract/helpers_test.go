@@ -17,20 +17,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 )
 
-// api is a replica behind an httptest server, optionally wrapped.
+// api is a fake API behind an httptest server, optionally wrapped.
 type api struct {
-	*replica.Server
-	ds   *replica.Dataset
+	*fakeapi.Server
+	ds   *fakeapi.Dataset
 	base string // http://127.0.0.1:port/api
 }
 
-func startAPI(t testing.TB, ds *replica.Dataset, f replica.Faults, wrap func(http.Handler) http.Handler) *api {
+func startAPI(t testing.TB, ds *fakeapi.Dataset, f fakeapi.Faults, wrap func(http.Handler) http.Handler) *api {
 	t.Helper()
-	s := replica.New(ds, replica.Options{Faults: f})
+	s := fakeapi.New(ds, fakeapi.Options{Faults: f})
 	var h http.Handler = s
 	if wrap != nil {
 		h = wrap(s)
@@ -40,9 +40,9 @@ func startAPI(t testing.TB, ds *replica.Dataset, f replica.Faults, wrap func(htt
 	return &api{Server: s, ds: ds, base: srv.URL + "/api"}
 }
 
-func generate(t testing.TB, sz replica.Sizes) *replica.Dataset {
+func generate(t testing.TB, sz fakeapi.Sizes) *fakeapi.Dataset {
 	t.Helper()
-	ds, err := replica.Generate(sz, 1)
+	ds, err := fakeapi.Generate(sz, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func listObjects(t testing.TB, client *s3.Client, bucket, prefix string) map[str
 
 // expectPages checks that objects hold exactly every page of ds as served
 // under base, byte for byte.
-func expectPages(t testing.TB, objects map[string][]byte, ds *replica.Dataset, base string) {
+func expectPages(t testing.TB, objects map[string][]byte, ds *fakeapi.Dataset, base string) {
 	t.Helper()
 	want := 0
 	for _, r := range rickmorty.Resources {

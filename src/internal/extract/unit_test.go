@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 )
 
@@ -277,7 +277,7 @@ func FuzzPageValidation(f *testing.F) {
 }
 
 func TestTooManyPagesIsRefused(t *testing.T) {
-	a := startAPI(t, generate(t, replica.Sizes{Characters: 20, Locations: 20, Episodes: 20}), replica.Faults{}, func(next http.Handler) http.Handler {
+	a := startAPI(t, generate(t, fakeapi.Sizes{Characters: 20, Locations: 20, Episodes: 20}), fakeapi.Faults{}, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.RequestURI() == "/api/episode?page=1" {
 				w.Write([]byte(pageBody("episode", 2000000, 100000, true, false, seq(1, 20)...)))

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 )
 
@@ -31,14 +31,14 @@ func readEvent(t *testing.T, file string) Event {
 }
 
 // The sample events, as `sam local invoke -e` sends them, drive the handler
-// end to end: the replica as the API, MinIO as S3.
+// end to end: the fake API as the API, MinIO as S3.
 func TestScheduleEventsCrawlIntoS3(t *testing.T) {
 	client, bucket := testenv.S3(t)
-	ds, err := replica.Generate(replica.DefaultSizes, 1)
+	ds, err := fakeapi.Generate(fakeapi.DefaultSizes, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(replica.New(ds, replica.Options{}))
+	srv := httptest.NewServer(fakeapi.New(ds, fakeapi.Options{}))
 	defer srv.Close()
 	cfg, err := ConfigFromEnv(func(k string) string {
 		return map[string]string{"BUCKET": bucket, "API_BASE_URL": srv.URL + "/api", "S3_FORCE_PATH_STYLE": "true"}[k]

@@ -10,7 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/config"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 )
@@ -28,7 +28,7 @@ type Config struct {
 
 // ConfigFromEnv reads the configuration and reports every problem at once.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	env := config.New(getenv)
+	env := envconfig.New(getenv)
 	d := extract.DefaultConfig()
 	c := Config{
 		Bucket:         env.Required("BUCKET"),

@@ -6,7 +6,7 @@ import (
 	"database/sql"
 	"testing"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/localmysql"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
@@ -37,7 +37,7 @@ func TestAmbiguousCompositeKeysAllLand(t *testing.T) {
 		}
 	}
 	t.Run("embedded", func(t *testing.T) {
-		my, err := localstack.StartMySQL(context.Background(), localstack.MySQLOptions{})
+		my, err := localmysql.Start(context.Background(), localmysql.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -36,7 +36,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/awsclient"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/config"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
@@ -61,7 +61,7 @@ type Config struct {
 
 // ConfigFromEnv reads the configuration and reports every problem at once.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	env := config.New(getenv)
+	env := envconfig.New(getenv)
 	c := Config{
 		Bucket:    env.Required("BUCKET"),
 		PathStyle: env.Bool("S3_FORCE_PATH_STYLE", false),

@@ -14,7 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/samtemplate"
 )
 
@@ -196,8 +196,8 @@ func (c *Chain) Start(ctx context.Context) {
 }
 
 // Notify routes one object event to every target whose filter matches, and
-// reports how many matched. It returns at once (the localstack hook contract).
-func (c *Chain) Notify(ev localstack.ObjectCreated) int {
+// reports how many matched. It returns at once (the locals3 hook contract).
+func (c *Chain) Notify(ev locals3.ObjectCreated) int {
 	if ev.Bucket != c.cfg.Bucket || c.stopping.Load() {
 		return 0
 	}
@@ -219,7 +219,7 @@ func (c *Chain) Notify(ev localstack.ObjectCreated) int {
 }
 
 // record is the S3 event record of ev, as S3 sends it: the key form-encoded.
-func (c *Chain) record(ev localstack.ObjectCreated, configID string) events.S3EventRecord {
+func (c *Chain) record(ev locals3.ObjectCreated, configID string) events.S3EventRecord {
 	return events.S3EventRecord{
 		EventVersion: "2.1", EventSource: "aws:s3", AWSRegion: c.cfg.Region, EventTime: ev.Time.UTC(),
 		EventName:         ev.EventName,

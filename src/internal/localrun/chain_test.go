@@ -12,7 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/samtemplate"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 )
@@ -94,7 +94,7 @@ type fakeStore struct {
 }
 
 func (f *fakeStore) put(key string) {
-	f.chain.Notify(localstack.ObjectCreated{EventName: localstack.EventPut, Bucket: "b", Key: key, Size: 1, ETag: "e", Sequencer: "01", Time: time.Now()})
+	f.chain.Notify(locals3.ObjectCreated{EventName: locals3.EventPut, Bucket: "b", Key: key, Size: 1, ETag: "e", Sequencer: "01", Time: time.Now()})
 }
 
 func TestChainDeliversRetriesAndDeadLetters(t *testing.T) {
@@ -148,7 +148,7 @@ func TestChainDeliversRetriesAndDeadLetters(t *testing.T) {
 	for _, k := range []string{"raw/p1.json", "raw/flaky.json", "raw/broken.json", "raw/slow load.json", "raw/poison.json", "raw/ignored.txt", "manifests/x.json"} {
 		f.put(k)
 	}
-	f.chain.Notify(localstack.ObjectCreated{EventName: localstack.EventPut, Bucket: "other", Key: "raw/p2.json"})
+	f.chain.Notify(locals3.ObjectCreated{EventName: locals3.EventPut, Bucket: "other", Key: "raw/p2.json"})
 	if err := c.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -207,12 +207,12 @@ func TestChainStopsInvocationsAfterGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Start(context.Background())
-	c.Notify(localstack.ObjectCreated{EventName: localstack.EventPut, Bucket: "b", Key: "raw/a.json"})
+	c.Notify(locals3.ObjectCreated{EventName: locals3.EventPut, Bucket: "b", Key: "raw/a.json"})
 	<-started
 	if left := c.Stop(50 * time.Millisecond); left != 1 || !sawCancel {
 		t.Errorf("Stop left %d (want the 1 unfinished event), handler saw cancel: %v", left, sawCancel)
 	}
-	if n := c.Notify(localstack.ObjectCreated{EventName: localstack.EventPut, Bucket: "b", Key: "raw/b.json"}); n != 0 {
+	if n := c.Notify(locals3.ObjectCreated{EventName: locals3.EventPut, Bucket: "b", Key: "raw/b.json"}); n != 0 {
 		t.Errorf("a stopped chain accepted an event")
 	}
 }

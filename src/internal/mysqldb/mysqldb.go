@@ -23,7 +23,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/config"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/secrets"
 )
 
@@ -50,7 +50,7 @@ type Config struct {
 
 // ConfigFromEnv reads MYSQL_DSN, or DB_HOST, DB_PORT, DB_NAME, DB_USER,
 // DB_USER_PARAM, DB_PASSWORD_PARAM, DB_SECRET_ARN, DB_TLS and DB_CA_BUNDLE.
-func ConfigFromEnv(env *config.Env) Config {
+func ConfigFromEnv(env *envconfig.Env) Config {
 	c := Config{
 		DSN:             env.String("MYSQL_DSN", ""),
 		MaxOpenConns:    env.Int("DB_MAX_OPEN_CONNS", 4, 1, 64),

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/config"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/secrets"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/secrets/secretstest"
@@ -65,7 +65,7 @@ func TestConnectorReadsThePasswordFromSSMAndSecretsManager(t *testing.T) {
 }
 
 func TestConfigFromEnvReportsEverythingMissing(t *testing.T) {
-	env := config.New(func(string) string { return "" })
+	env := envconfig.New(func(string) string { return "" })
 	mysqldb.ConfigFromEnv(env)
 	err := env.Err()
 	for _, want := range []string{"DB_HOST", "DB_NAME", "DB_SECRET_ARN or DB_PASSWORD_PARAM"} {
@@ -73,7 +73,7 @@ func TestConfigFromEnvReportsEverythingMissing(t *testing.T) {
 			t.Errorf("error %v does not mention %s", err, want)
 		}
 	}
-	env = config.New(func(k string) string {
+	env = envconfig.New(func(k string) string {
 		return map[string]string{"MYSQL_DSN": "root:pw@tcp(127.0.0.1:3306)/rm"}[k]
 	})
 	c := mysqldb.ConfigFromEnv(env)

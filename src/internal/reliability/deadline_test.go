@@ -15,8 +15,8 @@ import (
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
 
@@ -31,8 +31,8 @@ var errStalled = errors.New("the object's transfer stalled")
 // each other: the first that fails ends the test.
 func TestReliabilityDeadlines(t *testing.T) {
 	ds := generated(t, smallSizes)
-	api := startReplicaAPI(t)
-	api.serve(replica.New(ds, replica.Options{}))
+	api := startFakeAPI(t)
+	api.serve(fakeapi.New(ds, fakeapi.Options{}))
 	clean := newChain(t, "clean")
 	clean.crawl(api.base)
 	clean.transformAll(clean.transformer(nil))
@@ -67,18 +67,18 @@ func TestReliabilityDeadlines(t *testing.T) {
 	}
 }
 
-func deadlineExtract(t *testing.T, own, clean *chain, api *replicaAPI, ds *replica.Dataset) {
+func deadlineExtract(t *testing.T, own, clean *chain, api *fakeAPIServer, ds *fakeapi.Dataset) {
 	row := Case(t,
 		"Extract invoked with its deadline 2 s after its stop margin while the API stops answering after 6 requests; invoked again (the next schedule)",
 		"the first run stops before the deadline with some pages stored and says how far it got; the second completes; raw/ equals a clean crawl's byte for byte")
-	api.serve(stallAfter(6, replica.New(ds, replica.Options{})))
+	api.serve(stallAfter(6, fakeapi.New(ds, fakeapi.Options{})))
 	ctx, cancel := context.WithTimeout(context.Background(), extractMargin()+2*time.Second)
 	defer cancel()
 	res, err := own.extractor(api.base).Handle(ctx, extractEvent(t))
 	if !errors.Is(err, extract.ErrDeadline) || res.Stopped != "deadline" || res.Written == 0 || res.Written >= res.Pages {
 		t.Fatalf("first run: %v, stopped %q, %d of %d pages written; want ErrDeadline part way", err, res.Stopped, res.Written, res.Pages)
 	}
-	api.serve(replica.New(ds, replica.Options{}))
+	api.serve(fakeapi.New(ds, fakeapi.Options{}))
 	again := own.crawl(api.base)
 	pages := sameObjects(t, "raw/", own.objects("raw/"), clean.objects("raw/"))
 	row.Notef("first run: %d of %d pages stored before the stop; the next: %d written, %d unchanged", res.Written, res.Pages, again.Written, again.Unchanged)

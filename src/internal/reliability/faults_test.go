@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load/loadtest"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transform/transformtest"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
@@ -214,8 +214,8 @@ func TestReliabilityMinIORestartMidTransform(t *testing.T) {
 		"the retry completes; processed/, rejected/ and quarantine/ equal a clean run's byte for byte")
 	requireFull(t) // the failed attempt alone takes seconds: the S3 client retries with backoff
 	ds := generated(t, smallSizes)
-	api := startReplicaAPI(t)
-	api.serve(replica.New(ds, replica.Options{}))
+	api := startFakeAPI(t)
+	api.serve(fakeapi.New(ds, fakeapi.Options{}))
 	big, err := io.ReadAll(transformtest.CharacterPage(2 << 20))
 	if err != nil {
 		t.Fatal(err)
@@ -283,21 +283,21 @@ func TestReliabilityMinIORestartMidTransform(t *testing.T) {
 
 // flakySizes is an API of 26 pages (20 of characters, 4 of locations, 2 of
 // episodes): with the fault seed below, every kind of fault strikes.
-var flakySizes = replica.Sizes{Characters: 400, Locations: 70, Episodes: 40}
+var flakySizes = fakeapi.Sizes{Characters: 400, Locations: 70, Episodes: 40}
 
 func TestReliabilityFlakyAPI(t *testing.T) {
 	row := Case(t,
-		"the API fails 20% of requests (replica fault injection): 10% answered 500, 5% 429 with Retry-After: 1, 5% cut short mid-body",
+		"the API fails 20% of requests (fake API fault injection): 10% answered 500, 5% 429 with Retry-After: 1, 5% cut short mid-body",
 		"the crawl completes; raw/ equals a clean crawl's byte for byte; the chain from it (Transform, Load) gives a clean chain's checksums of every table")
 	ds := generated(t, flakySizes)
-	api := startReplicaAPI(t)
-	api.serve(replica.New(ds, replica.Options{}))
+	api := startFakeAPI(t)
+	api.serve(fakeapi.New(ds, fakeapi.Options{}))
 	clean := newChain(t, "clean")
 	clean.crawl(api.base)
 	clean.transformAll(clean.transformer(nil))
 	clean.loadAll(clean.loader(nil, nil), clean.messages(clean.processed(nil)))
 
-	flaky := replica.New(ds, replica.Options{Faults: replica.Faults{Fail: 0.10, Throttle: 0.05, RetryAfter: "1", Cut: 0.05, Seed: 3}})
+	flaky := fakeapi.New(ds, fakeapi.Options{Faults: fakeapi.Faults{Fail: 0.10, Throttle: 0.05, RetryAfter: "1", Cut: 0.05, Seed: 3}})
 	api.serve(flaky)
 	own := newChain(t, "faulty")
 	res := own.crawl(api.base)

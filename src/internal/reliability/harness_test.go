@@ -35,13 +35,13 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/exportfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extractfn"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load/loadtest"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localrun"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transformfn"
@@ -67,12 +67,12 @@ func reportClock() time.Time { return time.Date(2026, 11, 22, 7, 0, 0, 0, time.U
 // smallSizes is a generated API of 10 pages (6 of characters, 2 of
 // locations, 2 of episodes): enough for every table and for stopping a
 // function part way, quick to run through the whole chain.
-var smallSizes = replica.Sizes{Characters: 120, Locations: 40, Episodes: 30}
+var smallSizes = fakeapi.Sizes{Characters: 120, Locations: 40, Episodes: 30}
 
 // generated returns the deterministic synthetic dataset of sz.
-func generated(t *testing.T, sz replica.Sizes) *replica.Dataset {
+func generated(t *testing.T, sz fakeapi.Sizes) *fakeapi.Dataset {
 	t.Helper()
-	ds, err := replica.Generate(sz, 1)
+	ds, err := fakeapi.Generate(sz, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -898,17 +898,17 @@ func (tr *tripReader) Read(p []byte) (int, error) {
 
 func (tr *tripReader) Close() error { return tr.r.Close() }
 
-// replicaAPI is the offline API on one address whose behaviour a test swaps
+// fakeAPIServer is the offline API on one address whose behaviour a test swaps
 // (clean, faulty, stalled): pages fetched from it hold the same links
 // whichever behaviour served them.
-type replicaAPI struct {
+type fakeAPIServer struct {
 	base    string
 	handler atomic.Pointer[http.Handler]
 }
 
-func startReplicaAPI(t *testing.T) *replicaAPI {
+func startFakeAPI(t *testing.T) *fakeAPIServer {
 	t.Helper()
-	a := &replicaAPI{}
+	a := &fakeAPIServer{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*a.handler.Load()).ServeHTTP(w, r)
 	}))
@@ -917,7 +917,7 @@ func startReplicaAPI(t *testing.T) *replicaAPI {
 	return a
 }
 
-func (a *replicaAPI) serve(h http.Handler) { a.handler.Store(&h) }
+func (a *fakeAPIServer) serve(h http.Handler) { a.handler.Store(&h) }
 
 // stallAfter serves the first n requests with next and holds every later
 // one until its client gives up: an API that stops answering.

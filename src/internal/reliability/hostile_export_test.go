@@ -18,8 +18,8 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/exportfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extractfn"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/replica"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
@@ -216,12 +216,12 @@ func TestReliabilityHostileScheduleEvents(t *testing.T) {
 		}
 	}
 
-	// Extract, against a small replica of the API.
-	ds, err := replica.Generate(replica.Sizes{Characters: 30, Locations: 5, Episodes: 3}, 1)
+	// Extract, against a small fake API of the API.
+	ds, err := fakeapi.Generate(fakeapi.Sizes{Characters: 30, Locations: 5, Episodes: 3}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := replica.New(ds, replica.Options{})
+	api := fakeapi.New(ds, fakeapi.Options{})
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	cfg, err := extractfn.ConfigFromEnv(func(k string) string {

@@ -41,7 +41,7 @@ func resourceNamed(s string) (Resource, bool) {
 }
 
 // parseURL returns the resource and id an API URL names: its last two path
-// segments, whatever the host (a mirror or a replica serves the same paths),
+// segments, whatever the host (a mirror or a fake API serves the same paths),
 // e.g. https://rickandmortyapi.com/api/character/1. It accepts absolute
 // http(s) URLs only; the id must be a canonical decimal in 1..2147483647
 // (as rickmorty.ParseURL); a query or fragment is ignored, and so is one

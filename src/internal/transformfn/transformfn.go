@@ -32,7 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/awsclient"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/config"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transform"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
@@ -45,7 +45,7 @@ type Config struct {
 
 // ConfigFromEnv reads the configuration and reports every problem at once.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	env := config.New(getenv)
+	env := envconfig.New(getenv)
 	c := Config{Bucket: env.Required("BUCKET"), PathStyle: env.Bool("S3_FORCE_PATH_STYLE", false)}
 	return c, env.Err()
 }

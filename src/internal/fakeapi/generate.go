@@ -1,4 +1,4 @@
-package replica
+package fakeapi
 
 import (
 	"fmt"
@@ -48,7 +48,7 @@ func Generate(sz Sizes, seed uint64) (*Dataset, error) {
 //     episode codes "S01E01".
 //
 // The item URLs use the real API's host (rickmorty.DefaultBaseURL), like
-// the real data: they are data, not links to the replica.
+// the real data: they are data, not links to the fake API.
 func Synthetic(sz Sizes, seed uint64) ([]rickmorty.Character, []rickmorty.Location, []rickmorty.Episode) {
 	g := &gen{rng: rng{s: seed ^ 0x5eed5eed5eed5eed}, sz: sz, base: rickmorty.DefaultBaseURL}
 	locs := g.locations()

@@ -1,4 +1,4 @@
-package localstack_test
+package localmysql_test
 
 import (
 	"context"
@@ -15,16 +15,16 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/localmysql"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 )
 
 // startMySQL starts an embedded engine and returns a pool on it, opened the
 // way the pipeline opens its databases (mysqldb.NormalizeDSN).
-func startMySQL(tb testing.TB, dataDir string) (*localstack.MySQL, *sql.DB) {
+func startMySQL(tb testing.TB, dataDir string) (*localmysql.Server, *sql.DB) {
 	tb.Helper()
-	m, err := localstack.StartMySQL(context.Background(), localstack.MySQLOptions{DataDir: dataDir, Database: "rm"})
+	m, err := localmysql.Start(context.Background(), localmysql.Options{DataDir: dataDir, Database: "rm"})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -697,7 +697,7 @@ func dumpTables(tb testing.TB, db *sql.DB, tables ...string) string {
 func TestMySQLSavesAndRestores(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	m, err := localstack.StartMySQL(ctx, localstack.MySQLOptions{DataDir: dir})
+	m, err := localmysql.Start(ctx, localmysql.Options{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -790,7 +790,7 @@ func TestMySQLWithoutDataDirKeepsNothing(t *testing.T) {
 func TestMySQLRestoresManyCompositeKeyRows(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	m, err := localstack.StartMySQL(ctx, localstack.MySQLOptions{DataDir: dir})
+	m, err := localmysql.Start(ctx, localmysql.Options{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -825,7 +825,7 @@ func TestMySQLRestoresManyCompositeKeyRows(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := localstack.StartMySQL(ctx, localstack.MySQLOptions{DataDir: dir})
+	m2, err := localmysql.Start(ctx, localmysql.Options{DataDir: dir})
 	if err != nil {
 		t.Fatalf("restoring the snapshot: %v", err)
 	}

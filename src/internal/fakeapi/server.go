@@ -1,4 +1,4 @@
-// Package replica is an offline replica of the Rick and Morty API: an
+// Package fakeapi is a fake Rick and Morty API (not a database replica): an
 // http.Handler serving a Dataset (generated, or loaded from the API's own
 // JSON) with the real API's paths, shapes, status codes and error bodies, and
 // with faults injected on demand for tests and benchmarks.
@@ -13,10 +13,10 @@
 //
 // Past the last page, and on any other path, the answer is 404
 // {"error":"There is nothing here"}. The next/prev links and the root
-// document point at the replica itself (Options.BaseURL, or
+// document point at the fake API itself (Options.BaseURL, or
 // http://<Host>/api of each request); the items' own URLs are data and are
 // served as the dataset holds them.
-package replica
+package fakeapi
 
 import (
 	"bufio"
@@ -36,7 +36,7 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	// BaseURL is the API root the replica advertises in links, such as
+	// BaseURL is the API root the fake API advertises in links, such as
 	// "http://127.0.0.1:8080/api". Empty: derived from each request's Host.
 	BaseURL string
 	Faults  Faults
@@ -65,7 +65,7 @@ type Stats struct {
 	PeakInFlight int64 `json:"peakInFlight"`
 }
 
-// Server is the replica's http.Handler.
+// Server is the fake API's http.Handler.
 type Server struct {
 	ds   *Dataset
 	opts Options

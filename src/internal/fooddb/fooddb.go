@@ -1,4 +1,4 @@
-// Package seed creates the food-delivery operational database the exporter
+// Package fooddb creates the food-delivery operational database the exporter
 // was first written for (food_test_db: location, customer, restaurant,
 // delivery_agent, customer_address, menu, orders, order_item, delivery) and
 // fills it with deterministic synthetic data, at any scale, and mutates it
@@ -6,7 +6,7 @@
 //
 // The same Options always produce the same rows: generation is seeded per
 // table, so a table's content does not depend on the size of the others.
-package seed
+package fooddb
 
 import (
 	"context"

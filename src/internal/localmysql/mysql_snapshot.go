@@ -1,4 +1,4 @@
-package localstack
+package localmysql
 
 import (
 	"bufio"
@@ -30,13 +30,13 @@ const (
 // systemDatabases are not saved.
 var systemDatabases = map[string]bool{"information_schema": true, "mysql": true, "performance_schema": true, "sys": true}
 
-func (m *MySQL) snapshotDir() string { return filepath.Join(m.dataDir, "mysql") }
+func (m *Server) snapshotDir() string { return filepath.Join(m.dataDir, "mysql") }
 
 // Save writes every database to <DataDir>/mysql/<database>.sql, a plain SQL
-// dump (one statement per line) that StartMySQL replays. It waits for open
+// dump (one statement per line) that Start replays. It waits for open
 // write transactions to end and holds writers back while it runs, so the
 // snapshot is consistent. Without a DataDir it does nothing.
-func (m *MySQL) Save(ctx context.Context) error {
+func (m *Server) Save(ctx context.Context) error {
 	if m.dataDir == "" {
 		return nil
 	}
@@ -79,7 +79,7 @@ func (m *MySQL) Save(ctx context.Context) error {
 }
 
 // dump writes one database's snapshot atomically.
-func (m *MySQL) dump(ctx context.Context, conn *sql.Conn, db string) error {
+func (m *Server) dump(ctx context.Context, conn *sql.Conn, db string) error {
 	f, err := os.CreateTemp(m.snapshotDir(), "."+db+"-*.tmp")
 	if err != nil {
 		return err
@@ -363,7 +363,7 @@ func queryStrings(ctx context.Context, conn *sql.Conn, q string, args ...any) ([
 }
 
 // restore replays the snapshot files of <DataDir>/mysql.
-func (m *MySQL) restore(ctx context.Context) error {
+func (m *Server) restore(ctx context.Context) error {
 	files, err := filepath.Glob(filepath.Join(m.snapshotDir(), "*.sql"))
 	if err != nil || len(files) == 0 {
 		return err

@@ -1,4 +1,4 @@
-package replica
+package fakeapi
 
 import (
 	"bytes"
@@ -493,7 +493,7 @@ func TestInFlightAndPeak(t *testing.T) {
 	}
 }
 
-// Whatever the path and query, the replica answers JSON without panicking.
+// Whatever the path and query, the fake API answers JSON without panicking.
 func FuzzRoutes(f *testing.F) {
 	s := New(mustGenerate(f, Sizes{45, 21, 3}, 1), Options{})
 	for _, p := range [][2]string{{"/api", ""}, {"/api/character", "page=3&name=a"}, {"/api/character/1,2", ""}, {"/api/episode/[1,2]", ""}, {"/api/location/x", "page=%zz"}, {"/api/character/[", "gender=male"}} {

@@ -30,21 +30,21 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// startReplica runs `pipeline replica args...` until the test ends and
+// startFakeAPI runs `pipeline fakeapi args...` until the test ends and
 // returns the API root it prints.
-func startReplica(t *testing.T, args ...string) (api string, stop func() (code int, stdout string)) {
+func startFakeAPI(t *testing.T, args ...string) (api string, stop func() (code int, stdout string)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, append([]string{"replica", "--addr", "127.0.0.1:0"}, args...), &stdout, &stderr)
+		done <- run(ctx, append([]string{"fakeapi", "--addr", "127.0.0.1:0"}, args...), &stdout, &stderr)
 	}()
 	re := regexp.MustCompile(`http://127\.0\.0\.1:\d+/api`)
 	for api == "" {
 		select {
 		case code := <-done:
-			t.Fatalf("replica exited with %d: %s%s", code, stdout.String(), stderr.String())
+			t.Fatalf("fakeapi exited with %d: %s%s", code, stdout.String(), stderr.String())
 		case <-time.After(5 * time.Millisecond):
 			api = re.FindString(stdout.String() + stderr.String())
 		}
@@ -59,8 +59,8 @@ func startReplica(t *testing.T, args ...string) (api string, stop func() (code i
 	return api, stop
 }
 
-func TestReplicaCommand(t *testing.T) {
-	api, stop := startReplica(t, "--characters", "45", "--locations", "3", "--episodes", "2", "--json")
+func TestFakeAPICommand(t *testing.T) {
+	api, stop := startFakeAPI(t, "--characters", "45", "--locations", "3", "--episodes", "2", "--json")
 	resp, err := http.Get(api + "/character?page=3")
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestReplicaCommand(t *testing.T) {
 		t.Errorf("page 3: %d %.200s", resp.StatusCode, body)
 	}
 	code, out := stop()
-	var res replicaResult
+	var res fakeAPIResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 {
 		t.Fatalf("exit %d, output %q: %v", code, out, err)
 	}
@@ -81,9 +81,9 @@ func TestReplicaCommand(t *testing.T) {
 	}
 }
 
-func TestReplicaCommandRejectsBadFaults(t *testing.T) {
+func TestFakeAPICommandRejectsBadFaults(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"replica", "--fail", "0.7", "--cut", "0.5"}, &stdout, &stderr); code != 1 {
+	if code := run(context.Background(), []string{"fakeapi", "--fail", "0.7", "--cut", "0.5"}, &stdout, &stderr); code != 1 {
 		t.Errorf("exit %d, stderr %s", code, stderr.String())
 	}
 }

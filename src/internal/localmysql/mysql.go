@@ -1,4 +1,4 @@
-package localstack
+package localmysql
 
 import (
 	"context"
@@ -23,8 +23,8 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// MySQLOptions configures StartMySQL.
-type MySQLOptions struct {
+// Options configures Start.
+type Options struct {
 	// DataDir is the local stack's data folder: the databases are saved to
 	// DataDir/mysql/<database>.sql and restored from there. Empty: nothing
 	// is saved.
@@ -35,17 +35,17 @@ type MySQLOptions struct {
 	Addr string
 	// Logger receives the engine's log lines at debug level; nil discards
 	// them. The engine logs through logrus's process-wide logger, which
-	// StartMySQL redirects (the last StartMySQL of a process wins).
+	// Start redirects (the last Start of a process wins).
 	Logger *slog.Logger
 }
 
-// MySQL is an embedded MySQL-compatible server: go-mysql-server with its
+// Server is an embedded MySQL-compatible server: go-mysql-server with its
 // in-memory storage, reached through the MySQL protocol with the usual driver
 // and a DSN (user root, no password; authentication is not checked).
 //
 // The data lives in memory. So that it survives between commands, Close (and
 // Save) write each database to <DataDir>/mysql/<database>.sql, a plain SQL
-// dump that StartMySQL replays; a process that is killed loses what it wrote
+// dump that Start replays; a process that is killed loses what it wrote
 // since the last Save. Tables, rows and views are saved; triggers, stored
 // procedures and events are not.
 //
@@ -54,7 +54,7 @@ type MySQLOptions struct {
 // transaction, holds the write lock until its transaction ends, while reads
 // outside transactions run concurrently. So a process must not wait, inside
 // an open transaction, for a write made on another connection.
-type MySQL struct {
+type Server struct {
 	engine   *sqle.Engine
 	server   *server.Server
 	handler  *serialHandler
@@ -68,9 +68,9 @@ type MySQL struct {
 	closeErr  error
 }
 
-// StartMySQL starts the engine, listens on opts.Addr and restores the saved
+// Start starts the engine, listens on opts.Addr and restores the saved
 // databases. ctx bounds the start only.
-func StartMySQL(ctx context.Context, opts MySQLOptions) (*MySQL, error) {
+func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Database == "" {
 		opts.Database = "rm"
 	}
@@ -107,7 +107,7 @@ func StartMySQL(ctx context.Context, opts MySQLOptions) (*MySQL, error) {
 		ln.Close()
 		return nil, fmt.Errorf("starting embedded MySQL: %w", err)
 	}
-	m := &MySQL{engine: engine, server: srv, handler: handler, dataDir: opts.DataDir,
+	m := &Server{engine: engine, server: srv, handler: handler, dataDir: opts.DataDir,
 		addr: ln.Addr().String(), database: opts.Database, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
@@ -126,19 +126,19 @@ func StartMySQL(ctx context.Context, opts MySQLOptions) (*MySQL, error) {
 }
 
 // Addr returns the host:port the engine listens on.
-func (m *MySQL) Addr() string { return m.addr }
+func (m *Server) Addr() string { return m.addr }
 
 // Database returns the name of the database created at start.
-func (m *MySQL) Database() string { return m.database }
+func (m *Server) Database() string { return m.database }
 
 // DSN returns a go-sql-driver DSN for the database, with the settings the
 // pipeline uses everywhere: parseTime, UTC, utf8mb4_unicode_ci,
 // interpolateParams and time_zone '+00:00'.
-func (m *MySQL) DSN() string { return m.dsn(true) }
+func (m *Server) DSN() string { return m.dsn(true) }
 
 // dsn returns the DSN; without parseTime, DATETIME values arrive as text
 // (what Save writes).
-func (m *MySQL) dsn(parseTime bool) string {
+func (m *Server) dsn(parseTime bool) string {
 	c := mysql.NewConfig()
 	c.User = "root"
 	c.Net = "tcp"
@@ -153,7 +153,7 @@ func (m *MySQL) dsn(parseTime bool) string {
 
 // Close saves the databases (see Save; it waits up to 30 seconds for open
 // write transactions), then closes every connection and stops the engine.
-func (m *MySQL) Close() error {
+func (m *Server) Close() error {
 	m.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -168,7 +168,7 @@ func (m *MySQL) Close() error {
 	return m.closeErr
 }
 
-func (m *MySQL) shutdown() error {
+func (m *Server) shutdown() error {
 	if m.client != nil {
 		m.client.Close()
 	}

@@ -1,4 +1,4 @@
-package localstack
+package locals3
 
 import (
 	"bytes"

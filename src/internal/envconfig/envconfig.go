@@ -1,7 +1,7 @@
-// Package config reads typed settings from the environment and reports every
+// Package envconfig reads typed settings from the environment and reports every
 // missing or invalid variable at once, so a misconfigured function fails its
 // cold start with one complete error instead of one variable at a time.
-package config
+package envconfig
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package replica
+package fakeapi
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 )
 
-// Dataset is what a replica serves: the items of each resource sorted by id,
+// Dataset is what a fake API serves: the items of each resource sorted by id,
 // each held as the exact JSON the API emits for it (compact, fields in the
 // API's order, non-ASCII and '&' written as themselves).
 type Dataset struct {
@@ -164,7 +164,7 @@ func pages(n int) int {
 	return (n + rickmorty.PageSize - 1) / rickmorty.PageSize
 }
 
-// Page renders page n of resource as the replica serves it when its API root
+// Page renders page n of resource as the fake API serves it when its API root
 // is base (such as "http://127.0.0.1:8080/api"), which the next and prev
 // links point at. ok is false past the last page.
 func (d *Dataset) Page(resource string, n int, base string) (body []byte, ok bool) {

@@ -1,9 +1,6 @@
-// Package localstack runs the pipeline's AWS-side services on one machine, in
-// process, for the local CLI (src/cmd/pipeline). It is never imported by a
-// Lambda binary: its dependencies (an S3 emulator, a SQL engine) stay out of
-// them.
-//
-// # S3
+// Package locals3 is the local stack's S3: an S3-compatible endpoint run in
+// process for the local CLI (src/cmd/pipeline). It is never imported by a
+// Lambda binary: its S3 emulator stays out of them.
 //
 // Start serves an S3-compatible HTTP endpoint (path-style addressing; the
 // S3 protocol is github.com/johannesboyne/gofakes3's) whose objects are plain
@@ -40,17 +37,4 @@
 // and announced by a Watcher (polling, once a file's size and modification
 // time have settled); they have no metadata and their ETag is the MD5 of
 // their content.
-//
-// # MySQL
-//
-// StartMySQL serves a MySQL-compatible engine (github.com/dolthub/go-mysql-server
-// with its in-memory storage) reached with github.com/go-sql-driver/mysql
-// through MySQL.DSN. go-mysql-server has no persistent storage of its own
-// (that is Dolt); MySQL keeps each database in memory for the life of the
-// process and saves it to <data-dir>/mysql/<database>.sql, a plain SQL dump
-// replayed at the next start, on Close and Save. Writers are serialized
-// engine-wide (see MySQL). The SQL the pipeline relies on (upserts with
-// ON DUPLICATE KEY UPDATE, DATETIME(3), utf8mb4, GET_LOCK, transactions,
-// information_schema keys, row-value comparisons) is covered by this
-// package's tests, which run the same probes against MariaDB.
-package localstack
+package locals3

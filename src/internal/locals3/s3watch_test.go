@@ -1,4 +1,4 @@
-package localstack_test
+package locals3_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 )
 
 func writeFile(tb testing.TB, p, content string) {
@@ -24,7 +24,7 @@ func writeFile(tb testing.TB, p, content string) {
 	}
 }
 
-func scan(tb testing.TB, w *localstack.Watcher) []string {
+func scan(tb testing.TB, w *locals3.Watcher) []string {
 	tb.Helper()
 	evs, err := w.Scan(context.Background())
 	if err != nil {
@@ -32,7 +32,7 @@ func scan(tb testing.TB, w *localstack.Watcher) []string {
 	}
 	var keys []string
 	for _, ev := range evs {
-		if ev.Source != localstack.SourceFolder || ev.EventName != localstack.EventPut || ev.Bucket != bucket || ev.Sequencer == "" {
+		if ev.Source != locals3.SourceFolder || ev.EventName != locals3.EventPut || ev.Bucket != bucket || ev.Sequencer == "" {
 			tb.Errorf("event %+v", ev)
 		}
 		keys = append(keys, ev.Key)
@@ -43,8 +43,8 @@ func scan(tb testing.TB, w *localstack.Watcher) []string {
 
 // newWatcher returns a watcher whose files count as settled as soon as two
 // scans saw them unchanged.
-func newWatcher(srv *localstack.Server, existing bool) *localstack.Watcher {
-	return srv.NewWatcher(localstack.WatchOptions{Settle: -1, ReportExisting: existing})
+func newWatcher(srv *locals3.Server, existing bool) *locals3.Watcher {
+	return srv.NewWatcher(locals3.WatchOptions{Settle: -1, ReportExisting: existing})
 }
 
 func TestWatcherReportsCopiedFiles(t *testing.T) {
@@ -102,7 +102,7 @@ func TestWatcherReportsCopiedFiles(t *testing.T) {
 func TestWatcherWaitsUntilFilesSettle(t *testing.T) {
 	srv, _, _ := startS3(t, t.TempDir())
 	now := time.Now().Add(time.Hour)
-	w := srv.NewWatcher(localstack.WatchOptions{Settle: time.Minute, Now: func() time.Time { return now }})
+	w := srv.NewWatcher(locals3.WatchOptions{Settle: time.Minute, Now: func() time.Time { return now }})
 	scan(t, w)
 	p := filepath.Join(srv.Dir(bucket), "raw", "p.json")
 	writeFile(t, p, "{")
@@ -144,10 +144,10 @@ func TestWatcherReportExisting(t *testing.T) {
 
 func TestWatcherRun(t *testing.T) {
 	srv, _, _ := startS3(t, t.TempDir())
-	got := make(chan localstack.ObjectCreated, 1)
-	srv.OnObjectCreated(func(ev localstack.ObjectCreated) { got <- ev })
+	got := make(chan locals3.ObjectCreated, 1)
+	srv.OnObjectCreated(func(ev locals3.ObjectCreated) { got <- ev })
 	ctx, cancel := context.WithCancel(context.Background())
-	w := srv.NewWatcher(localstack.WatchOptions{Interval: 10 * time.Millisecond, Settle: -1})
+	w := srv.NewWatcher(locals3.WatchOptions{Interval: 10 * time.Millisecond, Settle: -1})
 	scan(t, w) // the first scan takes the folder as it is
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()

@@ -1,4 +1,4 @@
-package seed
+package fooddb
 
 // ddl creates the nine tables of the food-delivery database, parents first.
 // Every table has createdDate DATETIME(6) NOT NULL and modifiedDate

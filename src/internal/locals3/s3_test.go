@@ -1,6 +1,6 @@
 //lint:file-ignore SA1019 the SDK's manager.Uploader is what many users still call; the endpoint must serve it
 
-package localstack_test
+package locals3_test
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/localstack"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 )
 
 const bucket = "data"
@@ -37,16 +37,16 @@ const bucket = "data"
 // events records the notifications of a server.
 type events struct {
 	mu  sync.Mutex
-	evs []localstack.ObjectCreated
+	evs []locals3.ObjectCreated
 }
 
-func (e *events) add(ev localstack.ObjectCreated) {
+func (e *events) add(ev locals3.ObjectCreated) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.evs = append(e.evs, ev)
 }
 
-func (e *events) list() []localstack.ObjectCreated {
+func (e *events) list() []locals3.ObjectCreated {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return slices.Clone(e.evs)
@@ -54,9 +54,9 @@ func (e *events) list() []localstack.ObjectCreated {
 
 // startS3 starts a server on a fresh data dir and returns it with a client
 // and the recorder of its notifications.
-func startS3(tb testing.TB, dataDir string) (*localstack.Server, *s3.Client, *events) {
+func startS3(tb testing.TB, dataDir string) (*locals3.Server, *s3.Client, *events) {
 	tb.Helper()
-	srv, err := localstack.Start(context.Background(), localstack.Options{DataDir: dataDir, Bucket: bucket})
+	srv, err := locals3.Start(context.Background(), locals3.Options{DataDir: dataDir, Bucket: bucket})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -542,7 +542,7 @@ func TestMultipartUpload(t *testing.T) {
 		t.Errorf("list: %v %v", lst, err)
 	}
 	evl := evs.list()
-	if len(evl) != 1 || evl[0].EventName != localstack.EventMultipart || evl[0].Size != int64(len(data)) || `"`+evl[0].ETag+`"` != aws.ToString(out.ETag) {
+	if len(evl) != 1 || evl[0].EventName != locals3.EventMultipart || evl[0].Size != int64(len(data)) || `"`+evl[0].ETag+`"` != aws.ToString(out.ETag) {
 		t.Errorf("events = %+v", evl)
 	}
 
@@ -634,7 +634,7 @@ func TestInterruptedPutKeepsPreviousVersion(t *testing.T) {
 
 func TestObjectsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := localstack.Start(context.Background(), localstack.Options{DataDir: dir, Bucket: bucket})
+	srv, err := locals3.Start(context.Background(), locals3.Options{DataDir: dir, Bucket: bucket})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -656,7 +656,7 @@ func TestNotificationSequencers(t *testing.T) {
 	}
 	var last string
 	for _, ev := range evs.list() {
-		if ev.Bucket != bucket || ev.Key != "k" || ev.Source != localstack.SourceAPI || ev.EventName != localstack.EventPut || ev.Size != 1 || ev.Time.IsZero() {
+		if ev.Bucket != bucket || ev.Key != "k" || ev.Source != locals3.SourceAPI || ev.EventName != locals3.EventPut || ev.Size != 1 || ev.Time.IsZero() {
 			t.Errorf("event %+v", ev)
 		}
 		if len(ev.Sequencer) != 16 || ev.Sequencer <= last {
@@ -671,7 +671,7 @@ func TestNotificationSequencers(t *testing.T) {
 func TestHookSeesObjectBeforeResponse(t *testing.T) {
 	srv, c, _ := startS3(t, t.TempDir())
 	var got string
-	srv.OnObjectCreated(func(ev localstack.ObjectCreated) {
+	srv.OnObjectCreated(func(ev locals3.ObjectCreated) {
 		got, _ = get(t, c, ev.Key)
 	})
 	put(t, c, "k", "hello")

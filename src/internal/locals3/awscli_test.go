@@ -1,4 +1,4 @@
-package localstack_test
+package locals3_test
 
 import (
 	"bytes"
