@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts (installing first when missing) the real servers the tests talk to:
-# MariaDB on 127.0.0.1:3306 and MinIO on 127.0.0.1:9000, plus the AWS CLI.
+# MariaDB on 127.0.0.1:3306 and MinIO on 127.0.0.1:9000 (9100 when a server on
+# 9000 that is not ours cannot write), plus the AWS CLI.
 # Idempotent: servers already running are left alone. Prints the variables
 # the tests read, for `eval "$(bash .ci/services.sh --env)"`.
 set -euo pipefail
@@ -48,23 +49,45 @@ minio_bin() {
   for c in "$tools/minio" "$(command -v minio 2>/dev/null || true)" "$(go env GOPATH)/bin/minio" "$running"; do
     [ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return; }
   done
-  log "minio: building from the Go module proxy (about 3 minutes, cached in .tools/)"
+  echo "minio: building from the Go module proxy (about 3 minutes, cached in .tools/)" >&2
   GOBIN="$tools" go install github.com/minio/minio@latest >&2
   echo "$tools/minio"
 }
 
-minio_up() { curl -fsS -o /dev/null "http://127.0.0.1:9000/minio/health/live" 2>/dev/null; }
+minio_port=9000
+minio_up() { curl -fsS -o /dev/null "http://127.0.0.1:$1/minio/health/live" 2>/dev/null; }
+
+# minio_writes checks that the server on port $1 can write: it creates and
+# deletes a bucket. A MinIO whose data folder was deleted still answers the
+# health check, but refuses every write with 503 SlowDownWrite.
+minio_writes() {
+  local b="services-probe-$$-$RANDOM" sig=(--aws-sigv4 "aws:amz:us-east-1:s3" --user minioadmin:minioadmin)
+  curl -fsS -o /dev/null "${sig[@]}" -X PUT "http://127.0.0.1:$1/$b" 2>/dev/null || return 1
+  curl -fsS -o /dev/null "${sig[@]}" -X DELETE "http://127.0.0.1:$1/$b" 2>/dev/null
+}
 
 start_minio() {
-  if minio_up; then log "minio: running on 127.0.0.1:9000"; return; fi
+  if minio_up 9000; then
+    if minio_writes 9000; then log "minio: running on 127.0.0.1:9000"; return; fi
+    local own; own=$(cat "$state/minio.pid" 2>/dev/null || true)
+    if [ -n "$own" ] && [ "$(pgrep -xo minio 2>/dev/null)" = "$own" ]; then
+      log "minio: our server on 127.0.0.1:9000 cannot write (data folder gone?): restarting it"
+      kill "$own" 2>/dev/null || true
+      for _ in $(seq 1 40); do minio_up 9000 || break; sleep 0.25; done
+    else
+      minio_port=9100
+      log "minio: the server on 127.0.0.1:9000 cannot write (it answers but refuses a bucket): starting our own on 127.0.0.1:$minio_port"
+      if minio_up $minio_port && minio_writes $minio_port; then return; fi
+    fi
+  fi
   local bin; bin=$(minio_bin)
-  mkdir -p "$state/minio"
+  rm -rf "$state/minio.$minio_port"; mkdir -p "$state/minio.$minio_port"
   MINIO_ROOT_USER=minioadmin MINIO_ROOT_PASSWORD=minioadmin MINIO_BROWSER=off \
-    setsid nohup "$bin" server --quiet --address 127.0.0.1:9000 "$state/minio" >"$state/minio.log" 2>&1 &
-  echo $! >"$state/minio.pid"
-  for _ in $(seq 1 120); do minio_up && break; sleep 0.25; done
-  minio_up || { echo "minio: could not start (see $state/minio.log)" >&2; exit 1; }
-  log "minio: started on 127.0.0.1:9000 (data in $state/minio)"
+    setsid nohup "$bin" server --quiet --address 127.0.0.1:$minio_port "$state/minio.$minio_port" >"$state/minio.log" 2>&1 &
+  [ "$minio_port" = 9000 ] && echo $! >"$state/minio.pid"
+  for _ in $(seq 1 120); do minio_up $minio_port && minio_writes $minio_port && break; sleep 0.25; done
+  minio_writes $minio_port || { echo "minio: could not start a server that writes (see $state/minio.log)" >&2; exit 1; }
+  log "minio: started on 127.0.0.1:$minio_port (data in $state/minio.$minio_port)"
 }
 
 ensure_awscli() {
@@ -80,7 +103,7 @@ ensure_awscli
 
 if [ "$quiet" = 1 ]; then
   echo "export TEST_MYSQL_DSN='root@tcp(127.0.0.1:3306)/'"
-  echo "export TEST_S3_ENDPOINT='http://127.0.0.1:9000'"
+  echo "export TEST_S3_ENDPOINT='http://127.0.0.1:$minio_port'"
   echo "export TEST_S3_ACCESS_KEY=minioadmin TEST_S3_SECRET_KEY=minioadmin"
   echo "export MINIO_BIN='$(minio_bin)'"
 fi
