@@ -21,6 +21,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // benchLoad loads a generated characters CSV (1,000,000 rows; BENCH_LOAD_ROWS
@@ -161,10 +162,10 @@ func timeLoadData(ctx context.Context, client, server, path string, table wareho
 func sameData(ctx context.Context, out io.Writer, a, b *benchDB, table warehouse.Table, rows int, full bool) error {
 	if !full {
 		var na, nb int
-		if err := a.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+warehouse.Quote(table.Name)).Scan(&na); err != nil {
+		if err := a.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+warehousedb.Quote(table.Name)).Scan(&na); err != nil {
 			return err
 		}
-		if err := b.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+warehouse.Quote(table.Name)).Scan(&nb); err != nil {
+		if err := b.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+warehousedb.Quote(table.Name)).Scan(&nb); err != nil {
 			return err
 		}
 		if na != rows || nb != rows {
@@ -172,11 +173,11 @@ func sameData(ctx context.Context, out io.Writer, a, b *benchDB, table warehouse
 		}
 		return nil
 	}
-	sa, na, err := warehouse.Checksum(ctx, a.db, table, warehouse.DumpData)
+	sa, na, err := warehousedb.Checksum(ctx, a.db, table, warehousedb.DumpData)
 	if err != nil {
 		return err
 	}
-	sb, nb, err := warehouse.Checksum(ctx, b.db, table, warehouse.DumpData)
+	sb, nb, err := warehousedb.Checksum(ctx, b.db, table, warehousedb.DumpData)
 	if err != nil {
 		return err
 	}
@@ -299,7 +300,7 @@ func freshDatabase(ctx context.Context, server, prefix string) (*benchDB, error)
 		return nil, err
 	}
 	d := &benchDB{name: name, dc: dbc, db: sql.OpenDB(conn), admin: admin}
-	if err := warehouse.Migrate(ctx, d.db); err != nil {
+	if err := warehousedb.Migrate(ctx, d.db); err != nil {
 		d.drop()
 		return nil, err
 	}
@@ -330,18 +331,18 @@ func loadData(ctx context.Context, client string, d *benchDB, path string, t war
 		switch {
 		case c.Kind == warehouse.DateTime:
 			cols = append(cols, v)
-			sets = append(sets, fmt.Sprintf("%s = STR_TO_DATE(%s, '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ')", warehouse.Quote(c.Name), v))
+			sets = append(sets, fmt.Sprintf("%s = STR_TO_DATE(%s, '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ')", warehousedb.Quote(c.Name), v))
 		case c.Nullable:
 			cols = append(cols, v)
-			sets = append(sets, fmt.Sprintf("%s = NULLIF(%s, '\\\\N')", warehouse.Quote(c.Name), v))
+			sets = append(sets, fmt.Sprintf("%s = NULLIF(%s, '\\\\N')", warehousedb.Quote(c.Name), v))
 		default:
-			cols = append(cols, warehouse.Quote(c.Name))
+			cols = append(cols, warehousedb.Quote(c.Name))
 		}
 	}
-	sets = append(sets, warehouse.Quote(warehouse.CreatedDate)+" = UTC_TIMESTAMP(6)")
+	sets = append(sets, warehousedb.Quote(warehouse.CreatedDate)+" = UTC_TIMESTAMP(6)")
 	stmt := fmt.Sprintf(`LOAD DATA LOCAL INFILE '%s' INTO TABLE %s CHARACTER SET utf8mb4 `+
 		`FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '"' ESCAPED BY '' LINES TERMINATED BY '\n' IGNORE 1 LINES (%s) SET %s`,
-		strings.ReplaceAll(path, "'", "''"), warehouse.Quote(t.Name), strings.Join(cols, ", "), strings.Join(sets, ", "))
+		strings.ReplaceAll(path, "'", "''"), warehousedb.Quote(t.Name), strings.Join(cols, ", "), strings.Join(sets, ", "))
 	host, port, _ := strings.Cut(d.dc.Addr, ":")
 	args := []string{"--local-infile=1", "--protocol=TCP", "-h", host, "-u", d.dc.User, "--default-character-set=utf8mb4", "-D", d.name, "-e", stmt}
 	if port != "" {

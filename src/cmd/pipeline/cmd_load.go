@@ -20,6 +20,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 func loadCommand() *command {
@@ -143,12 +144,12 @@ func countRows(ctx context.Context, c *mysqldb.Connector, into map[string]int64)
 	if err != nil {
 		return err
 	}
-	if err := warehouse.Migrate(ctx, db); err != nil { // an empty processed/ still leaves the tables
+	if err := warehousedb.Migrate(ctx, db); err != nil { // an empty processed/ still leaves the tables
 		return err
 	}
 	for _, t := range warehouse.Tables() {
 		var n int64
-		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+warehouse.Quote(t.Name)).Scan(&n); err != nil {
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+warehousedb.Quote(t.Name)).Scan(&n); err != nil {
 			return fmt.Errorf("counting %s: %w", t.Name, err)
 		}
 		into[t.Name] = n

@@ -9,6 +9,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localmysql"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // Link keys whose digits read the same one after the other ((5, 34) and
@@ -19,7 +20,7 @@ func TestAmbiguousCompositeKeysAllLand(t *testing.T) {
 		[]string{"5", "34"}, []string{"53", "4"}, []string{"1", "23"}, []string{"12", "3"}, []string{"123", "4"}, []string{"1", "234"}, []string{"7", "7"})
 	check := func(t *testing.T, db *sql.DB) {
 		ctx := context.Background()
-		if err := warehouse.Migrate(ctx, db); err != nil {
+		if err := warehousedb.Migrate(ctx, db); err != nil {
 			t.Fatal(err)
 		}
 		tb := table(t, warehouse.CharacterEpisodes)

@@ -4,7 +4,7 @@
 //
 // Applying is idempotent and order-independent: the upsert only lets data
 // fetched later overwrite data fetched earlier, and sets modifiedDate only
-// when a value actually changes (see warehouse.UpsertSQL).
+// when a value actually changes (see warehousedb.UpsertSQL).
 package load
 
 import (
@@ -25,6 +25,7 @@ import (
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // ObjectRef names the object a CSV was read from.
@@ -104,7 +105,7 @@ const (
 
 // Loader applies processed CSVs. The zero value uses the defaults.
 type Loader struct {
-	BatchRows   int           // rows per statement (bounded by warehouse.MaxPlaceholders too)
+	BatchRows   int           // rows per statement (bounded by warehousedb.MaxPlaceholders too)
 	BatchBytes  int           // approximate statement size
 	MaxAttempts int           // transactions run when deadlocks or lock wait timeouts strike
 	Backoff     time.Duration // before the second attempt, doubling (default 50ms)
@@ -126,7 +127,7 @@ func Loaded(ctx context.Context, db *sql.DB, obj ObjectRef) (bool, error) {
 	if obj.Version() == "" {
 		return false, nil
 	}
-	ok, _, err := warehouse.Loaded(ctx, db, obj.Bucket, obj.Key, obj.Version())
+	ok, _, err := warehousedb.Loaded(ctx, db, obj.Bucket, obj.Key, obj.Version())
 	return ok, err
 }
 
@@ -192,8 +193,8 @@ func (l *Loader) applyOnce(ctx context.Context, db *sql.DB, table warehouse.Tabl
 		return fmt.Errorf("loading %s: reading the clock: %w", obj, err)
 	}
 	res.LoadedAt = now.UTC()
-	entry := warehouse.LoadEntry{Bucket: obj.Bucket, Key: obj.Key, Version: obj.Version(), Table: table.Name, LoadedAt: res.LoadedAt}
-	claimed, err := warehouse.ClaimLoad(ctx, tx, entry)
+	entry := warehousedb.LoadEntry{Bucket: obj.Bucket, Key: obj.Key, Version: obj.Version(), Table: table.Name, LoadedAt: res.LoadedAt}
+	claimed, err := warehousedb.ClaimLoad(ctx, tx, entry)
 	if err != nil {
 		return fmt.Errorf("loading %s: %w", obj, err)
 	}
@@ -211,7 +212,7 @@ func (l *Loader) applyOnce(ctx context.Context, db *sql.DB, table warehouse.Tabl
 	}
 	res.Rows = total
 	entry.Rows = total
-	if err := warehouse.FinishLoad(ctx, tx, entry); err != nil {
+	if err := warehousedb.FinishLoad(ctx, tx, entry); err != nil {
 		return fmt.Errorf("loading %s: %w", obj, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -310,9 +311,9 @@ type row struct {
 }
 
 func newBatcher(t warehouse.Table, l *Loader, now time.Time, obj ObjectRef) *batcher {
-	perRow := t.UpsertArgs()
+	perRow := warehousedb.UpsertArgs(t)
 	maxRows := cmp.Or(l.BatchRows, DefaultBatchRows)
-	maxRows = max(1, min(maxRows, warehouse.MaxPlaceholders/perRow))
+	maxRows = max(1, min(maxRows, warehousedb.MaxPlaceholders/perRow))
 	b := &batcher{table: t, obj: obj, now: now, perRow: perRow, maxRows: maxRows, maxBytes: cmp.Or(l.BatchBytes, DefaultBatchBytes)}
 	b.last = make([]struct {
 		text string
@@ -513,14 +514,14 @@ func (b *batcher) exec(ctx context.Context, tx *sql.Tx, bt *batch) error {
 	}
 	if bt.n == b.maxRows {
 		if b.stmt == nil {
-			b.stmt, err = tx.PrepareContext(ctx, warehouse.UpsertSQL(b.table, b.maxRows))
+			b.stmt, err = tx.PrepareContext(ctx, warehousedb.UpsertSQL(b.table, b.maxRows))
 			if err != nil {
 				return fmt.Errorf("loading %s: preparing the upsert: %w", b.obj, err)
 			}
 		}
 		_, err = b.stmt.ExecContext(ctx, bt.args...)
 	} else {
-		_, err = tx.ExecContext(ctx, warehouse.UpsertSQL(b.table, bt.n), bt.args...)
+		_, err = tx.ExecContext(ctx, warehousedb.UpsertSQL(b.table, bt.n), bt.args...)
 	}
 	clear(bt.args) // drop references to this batch's strings
 	if err == nil {
@@ -568,7 +569,7 @@ func (b *batcher) execRuns(ctx context.Context, tx *sql.Tx, bt *batch, runs []in
 	width := len(bt.args) / bt.n
 	start := 0
 	for _, end := range runs {
-		if _, err := tx.ExecContext(ctx, warehouse.UpsertSQL(b.table, end-start), bt.args[start*width:end*width]...); err != nil {
+		if _, err := tx.ExecContext(ctx, warehousedb.UpsertSQL(b.table, end-start), bt.args[start*width:end*width]...); err != nil {
 			if dataError(err) {
 				return &ContentError{Object: b.obj.String(), Line: bt.first, LastLine: bt.last, Err: fmt.Errorf("rejected by the database: %w", err)}
 			}

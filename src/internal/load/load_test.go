@@ -23,12 +23,13 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 func migrated(t *testing.T) (*sql.DB, string) {
 	t.Helper()
 	db, dsn := testenv.MySQL(t)
-	if err := warehouse.Migrate(context.Background(), db); err != nil {
+	if err := warehousedb.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	return db, dsn
@@ -48,10 +49,10 @@ func table(t *testing.T, name string) warehouse.Table {
 	return tb
 }
 
-func dump(t *testing.T, db *sql.DB, name string, mode warehouse.DumpMode) string {
+func dump(t *testing.T, db *sql.DB, name string, mode warehousedb.DumpMode) string {
 	t.Helper()
 	var b bytes.Buffer
-	if _, err := warehouse.Dump(context.Background(), db, table(t, name), mode, &b); err != nil {
+	if _, err := warehousedb.Dump(context.Background(), db, table(t, name), mode, &b); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
@@ -79,10 +80,10 @@ func TestApplyLoadsEveryTableExactly(t *testing.T) {
 	}
 	want := loadtest.Expected(files)
 	for _, tb := range warehouse.Tables() {
-		if got := dump(t, db, tb.Name, warehouse.DumpData); got != want[tb.Name] {
+		if got := dump(t, db, tb.Name, warehousedb.DumpData); got != want[tb.Name] {
 			t.Errorf("%s:\n%s\nwant:\n%s", tb.Name, got, want[tb.Name])
 		}
-		if got := dump(t, db, tb.Name, warehouse.DumpModified); strings.Contains(got, ",1\n") {
+		if got := dump(t, db, tb.Name, warehousedb.DumpModified); strings.Contains(got, ",1\n") {
 			t.Errorf("%s: modifiedDate set after a single clean load", tb.Name)
 		}
 	}
@@ -96,7 +97,7 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 	}
 	before := map[string]string{}
 	for _, tb := range warehouse.Tables() {
-		before[tb.Name] = dump(t, db, tb.Name, warehouse.DumpAll)
+		before[tb.Name] = dump(t, db, tb.Name, warehousedb.DumpAll)
 	}
 	for _, f := range files {
 		if res := apply(t, db, f); !res.Skipped {
@@ -116,7 +117,7 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 		}
 	}
 	for _, tb := range warehouse.Tables() {
-		if got := dump(t, db, tb.Name, warehouse.DumpAll); got != before[tb.Name] {
+		if got := dump(t, db, tb.Name, warehousedb.DumpAll); got != before[tb.Name] {
 			t.Errorf("%s changed by a redelivery:\n%s\nwas:\n%s", tb.Name, got, before[tb.Name])
 		}
 	}
@@ -138,10 +139,10 @@ func TestOlderFileAfterNewerKeepsNewerValues(t *testing.T) {
 	}
 	want := loadtest.Expected(newer)
 	for _, tb := range warehouse.Tables() {
-		if got := dump(t, db, tb.Name, warehouse.DumpData); got != want[tb.Name] {
+		if got := dump(t, db, tb.Name, warehousedb.DumpData); got != want[tb.Name] {
 			t.Errorf("%s after an older file:\n%s\nwant the newer values:\n%s", tb.Name, got, want[tb.Name])
 		}
-		if got := dump(t, db, tb.Name, warehouse.DumpModified); strings.Contains(got, ",1\n") {
+		if got := dump(t, db, tb.Name, warehousedb.DumpModified); strings.Contains(got, ",1\n") {
 			t.Errorf("%s: an older file set modifiedDate", tb.Name)
 		}
 	}
@@ -283,7 +284,7 @@ func TestEmptyStringNullAndUnicode(t *testing.T) {
 		}
 	}
 	// The dump renders it back to the same CSV.
-	if d := dump(t, db, warehouse.Characters, warehouse.DumpData); d != string(body) {
+	if d := dump(t, db, warehouse.Characters, warehousedb.DumpData); d != string(body) {
 		t.Errorf("dump:\n%s\nwant the file:\n%s", d, body)
 	}
 }
@@ -376,7 +377,7 @@ func TestLockWaitTimeoutRerunsTheTransactionOnAStream(t *testing.T) {
 	if res.Attempts != 2 || len(retries) != 1 || !retryable(retries[0]) {
 		t.Errorf("attempts = %d, retries after %v; want one rerun after a lock wait timeout", res.Attempts, retries)
 	}
-	if got, want := dump(t, db, warehouse.Characters, warehouse.DumpData), loadtest.Expected([]loadtest.File{f})[warehouse.Characters]; got != want {
+	if got, want := dump(t, db, warehouse.Characters, warehousedb.DumpData), loadtest.Expected([]loadtest.File{f})[warehouse.Characters]; got != want {
 		t.Errorf("after the rerun the table differs from the file")
 	}
 }
@@ -508,7 +509,7 @@ func TestRerunReopensAReopener(t *testing.T) {
 	if err != nil || res.Attempts != 2 || src.opens != 1 {
 		t.Fatalf("Apply = %+v, %v, reopened %d times; want success on the second attempt after one reopen", res, err, src.opens)
 	}
-	if got, want := dump(t, db, warehouse.Characters, warehouse.DumpData), loadtest.Expected(files)[warehouse.Characters]; got != want {
+	if got, want := dump(t, db, warehouse.Characters, warehousedb.DumpData), loadtest.Expected(files)[warehouse.Characters]; got != want {
 		t.Errorf("table differs from the file after the rerun")
 	}
 }
@@ -549,7 +550,7 @@ func FuzzParse(f *testing.F) {
 		go func() { defer close(ready); b.produce(context.Background(), cr, free, ready) }()
 		for bt := range ready {
 			check(bt.err)
-			if bt.err == nil && len(bt.args) != bt.n*table.UpsertArgs() {
+			if bt.err == nil && len(bt.args) != bt.n*warehousedb.UpsertArgs(table) {
 				t.Fatalf("batch of %d rows has %d arguments", bt.n, len(bt.args))
 			}
 			free <- bt

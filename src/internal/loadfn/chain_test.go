@@ -14,7 +14,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transformfn"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // TestSnapshotChain runs the real API snapshot through the chain: raw
@@ -80,10 +80,10 @@ func TestSnapshotChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("characters with ’, ζ or Á in their name: %d", quirky)
-	before := dumps(t, e.db, warehouse.DumpAll)
+	before := dumps(t, e.db, warehousedb.DumpAll)
 	if failed := deliver(t, h, msgs); len(failed) > 0 {
 		t.Fatalf("redelivery failed: %v", failed)
 	}
-	after := dumps(t, e.db, warehouse.DumpAll)
+	after := dumps(t, e.db, warehousedb.DumpAll)
 	compareDumps(t, "after redelivering every file", after, before)
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load/loadtest"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // TestSampleEventBatch runs the batch `sam local invoke -e` uses: two
@@ -73,7 +73,7 @@ func TestSampleEventBatch(t *testing.T) {
 	if chars != 20 || links == 0 {
 		t.Errorf("characters = %d, links = %d; want 20 and the links of page 1", chars, links)
 	}
-	log, err := warehouse.LoadLog(context.Background(), e.db)
+	log, err := warehousedb.LoadLog(context.Background(), e.db)
 	if err != nil || len(log) != 2 {
 		t.Errorf("load log = %+v, %v; want the two objects", log, err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // env is one test's world: a bucket on MinIO and a database on MariaDB.
@@ -109,12 +110,12 @@ func times(msgs []events.SQSMessage, n int, rng *rand.Rand) []events.SQSMessage 
 	return out
 }
 
-func dumps(t *testing.T, db *sql.DB, mode warehouse.DumpMode) map[string]string {
+func dumps(t *testing.T, db *sql.DB, mode warehousedb.DumpMode) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, tb := range warehouse.Tables() {
 		var b bytes.Buffer
-		if _, err := warehouse.Dump(context.Background(), db, tb, mode, &b); err != nil {
+		if _, err := warehousedb.Dump(context.Background(), db, tb, mode, &b); err != nil {
 			t.Fatal(err)
 		}
 		out[tb.Name] = b.String()

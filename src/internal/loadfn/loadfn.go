@@ -40,6 +40,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // Key prefixes.
@@ -341,7 +342,7 @@ func (h *Handler) database(ctx context.Context) (*sql.DB, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.migrated {
-		if err := warehouse.Migrate(ctx, db); err != nil {
+		if err := warehousedb.Migrate(ctx, db); err != nil {
 			return nil, err
 		}
 		h.migrated = true

@@ -21,6 +21,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load/loadtest"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 var (
@@ -51,8 +52,8 @@ func TestThreeShuffledDeliveriesEqualOneClean(t *testing.T) {
 		}
 	}
 	want := loadtest.Expected(append(crawl1.Files(), crawl2.Files()...))
-	compareDumps(t, "clean delivery vs generated data", dumps(t, clean.db, warehouse.DumpData), want)
-	compareDumps(t, "3x shuffled vs clean (modifiedDate set or not)", dumps(t, messy.db, warehouse.DumpModified), dumps(t, clean.db, warehouse.DumpModified))
+	compareDumps(t, "clean delivery vs generated data", dumps(t, clean.db, warehousedb.DumpData), want)
+	compareDumps(t, "3x shuffled vs clean (modifiedDate set or not)", dumps(t, messy.db, warehousedb.DumpModified), dumps(t, clean.db, warehousedb.DumpModified))
 	var changed int
 	if err := messy.db.QueryRow("SELECT COUNT(*) FROM characters WHERE modifiedDate IS NOT NULL").Scan(&changed); err != nil || changed != 60/5 {
 		t.Errorf("characters changed = %d (%v), want %d", changed, err, 60/5)
@@ -66,7 +67,7 @@ func TestThreeShuffledDeliveriesEqualOneClean(t *testing.T) {
 func checkBookkeeping(t *testing.T, db *sql.DB, files []loadtest.File) {
 	t.Helper()
 	ctx := context.Background()
-	log, err := warehouse.LoadLog(ctx, db)
+	log, err := warehousedb.LoadLog(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func checkBookkeeping(t *testing.T, db *sql.DB, files []loadtest.File) {
 			}
 		}
 		keys := strings.Join(quoteAll(tb.Key), ", ")
-		rows, err := db.QueryContext(ctx, "SELECT CONCAT_WS('/', "+keys+"), createdDate, modifiedDate FROM "+warehouse.Quote(tb.Name))
+		rows, err := db.QueryContext(ctx, "SELECT CONCAT_WS('/', "+keys+"), createdDate, modifiedDate FROM "+warehousedb.Quote(tb.Name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +127,7 @@ func checkBookkeeping(t *testing.T, db *sql.DB, files []loadtest.File) {
 func quoteAll(names []string) []string {
 	out := make([]string, len(names))
 	for i, n := range names {
-		out[i] = warehouse.Quote(n)
+		out[i] = warehousedb.Quote(n)
 	}
 	return out
 }
@@ -264,8 +265,8 @@ func TestDatabaseLostMidBatchLosesNothing(t *testing.T) {
 			if failed := deliver(t, h, again); len(failed) > 0 {
 				t.Fatalf("redelivery failed: %v", failed)
 			}
-			compareDumps(t, "after the outage and redelivery", dumps(t, e.db, warehouse.DumpData), loadtest.Expected(files))
-			compareDumps(t, "modifiedDate after the outage", dumps(t, e.db, warehouse.DumpModified), dumpsOfClean(t, files))
+			compareDumps(t, "after the outage and redelivery", dumps(t, e.db, warehousedb.DumpData), loadtest.Expected(files))
+			compareDumps(t, "modifiedDate after the outage", dumps(t, e.db, warehousedb.DumpModified), dumpsOfClean(t, files))
 		})
 	}
 }
@@ -276,7 +277,7 @@ func dumpsOfClean(t *testing.T, files []loadtest.File) map[string]string {
 	if failed := deliver(t, e.handler(nil, ""), e.upload(files, "c")); len(failed) > 0 {
 		t.Fatal(failed)
 	}
-	return dumps(t, e.db, warehouse.DumpModified)
+	return dumps(t, e.db, warehousedb.DumpModified)
 }
 
 func mustAddr(t *testing.T, dsn string) string {
@@ -356,7 +357,7 @@ func TestConcurrentWorkersSameRows(t *testing.T) {
 	if len(failed) > 0 {
 		t.Fatalf("failures under concurrency: %v", failed)
 	}
-	compareDumps(t, "concurrent workers", dumps(t, e.db, warehouse.DumpData), loadtest.Expected(files))
+	compareDumps(t, "concurrent workers", dumps(t, e.db, warehousedb.DumpData), loadtest.Expected(files))
 }
 
 func TestParseBody(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load/loadtest"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // tenRevisions are 1,000 processed files: ten crawls, an hour apart, of an
@@ -74,11 +74,11 @@ func TestReliabilityConcurrentLoadWorkers(t *testing.T) {
 	if n := ta.count(loadfn.Loaded); n != len(files) {
 		t.Errorf("%d files loaded, want %d", n, len(files))
 	}
-	rows := sameTables(t, conc, serial, warehouse.DumpData)
+	rows := sameTables(t, conc, serial, warehousedb.DumpData)
 	// The data of a load in any order is the newest version of every row:
 	// modifiedDate, though, records the order loads came in, so only the
 	// data columns are compared.
-	got, _ := conc.sums(warehouse.DumpData)
+	got, _ := conc.sums(warehousedb.DumpData)
 	for table, want := range loadtest.Expected(files) {
 		if sum := sha256.Sum256([]byte(want)); hex.EncodeToString(sum[:]) != got[table] {
 			t.Errorf("table %s differs from the generated data", table)

@@ -17,7 +17,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // errStalled is the read error of an object whose transfer stalled.
@@ -168,7 +168,7 @@ func deadlineLoad(t *testing.T, own, clean *chain) {
 		t.Errorf("%d failed outcomes, %d redeliveries, %d invocations timed out, %d dead letters; want failures redelivered once each, none timed out, none dead",
 			failed, st.Redelivered, st.TimedOut, len(q.DeadLetters()))
 	}
-	rows := sameTables(t, own, clean, warehouse.DumpModified)
+	rows := sameTables(t, own, clean, warehousedb.DumpModified)
 	row.Notef("%d messages, %d failed at the deadline and redelivered, %d invocations", len(objs), failed, st.Invocations)
 	row.Notef("%d rows in 4 tables compared", rows)
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load/loadtest"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transform/transformtest"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // twoCrawls are two crawls of a changing API as processed files (26 each):
@@ -118,7 +118,7 @@ func TestReliabilityMariaDBRestartMidLoad(t *testing.T) {
 	if n := ta.count(loadfn.Quarantined); n != 1 || len(own.list(loadfn.QuarantinePrefix)) != 2 {
 		t.Errorf("%d quarantined outcomes, %d objects under quarantine/: want the bad CSV and its report", n, len(own.list(loadfn.QuarantinePrefix)))
 	}
-	rows := sameTables(t, own, clean, warehouse.DumpModified)
+	rows := sameTables(t, own, clean, warehousedb.DumpModified)
 	row.Notef("%d deliveries of %d messages, %d failed while the server was down, %d redelivered", st.Deliveries+st2.Deliveries, len(first)+len(second)+2, failed, st.Redelivered+st2.Redelivered)
 	row.Notef("%d dead letter (the poison)", len(dead))
 	row.Notef("%d rows in 4 tables compared", rows)
@@ -171,7 +171,7 @@ func TestReliabilityMariaDBRestartMidExport(t *testing.T) {
 	}
 	checkAllExported(t, "next run", res)
 	rs := own.checkReplay("exports/")
-	sameTables(t, own, clean, warehouse.DumpModified)
+	sameTables(t, own, clean, warehousedb.DumpModified)
 	row.Notef("interrupted run: %s", statusText(interrupted))
 	row.Notef("%d exported CSV files replayed, %d rows compared", rs.Files, rs.Rows)
 	if rs.StaleFetchedAt > 0 {
@@ -308,7 +308,7 @@ func TestReliabilityFlakyAPI(t *testing.T) {
 	pages := sameObjects(t, "raw/", own.objects("raw/"), clean.objects("raw/"))
 	own.transformAll(own.transformer(nil))
 	own.loadAll(own.loader(nil, nil), own.messages(own.processed(nil)))
-	rows := sameTables(t, own, clean, warehouse.DumpModified)
+	rows := sameTables(t, own, clean, warehousedb.DumpModified)
 	row.Notef("%d requests: %d answered 500, %d 429, %d cut; %d retries", st.Requests, st.Failed, st.Throttled, st.Cut, res.Retries)
 	row.Notef("%d pages compared byte for byte, %d rows in 4 tables", pages, rows)
 }

@@ -46,6 +46,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transformfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // The harness of the fault, concurrency and deadline cases: the pipeline's
@@ -586,7 +587,7 @@ type replayStats struct {
 	Rows  int64 // table rows compared
 	// StaleFetchedAt counts rows whose exported fetched_at is older than
 	// the table's, every other column equal: a later crawl that changed
-	// nothing but fetched_at does not set modifiedDate (warehouse.UpsertSQL),
+	// nothing but fetched_at does not set modifiedDate (warehousedb.UpsertSQL),
 	// so the row's export position does not move and the refresh is never
 	// exported. The suite reports these rather than failing on them.
 	StaleFetchedAt int
@@ -595,14 +596,14 @@ type replayStats struct {
 // checkReplay replays every table's exported CSV files in file order,
 // upserting rows by primary key as the README tells consumers to, and checks
 // that the result equals the table: its checksum with the data and the
-// bookkeeping columns (warehouse.DumpAll, whose encoding is the exporter's),
+// bookkeeping columns (warehousedb.DumpAll, whose encoding is the exporter's),
 // allowing only StaleFetchedAt. Every CSV file must have its Parquet twin.
 func (c *chain) checkReplay(prefix string) replayStats {
 	c.t.Helper()
 	ctx := context.Background()
 	var st replayStats
 	for _, tb := range warehouse.Tables() {
-		header := warehouse.DumpHeader(tb, warehouse.DumpAll)
+		header := warehousedb.DumpHeader(tb, warehousedb.DumpAll)
 		var keyCols []int
 		for _, k := range tb.Key {
 			keyCols = append(keyCols, slices.Index(header, k))
@@ -646,7 +647,7 @@ func (c *chain) checkReplay(prefix string) replayStats {
 		}
 
 		var dump bytes.Buffer
-		if _, err := warehouse.Dump(ctx, c.db, tb, warehouse.DumpAll, &dump); err != nil {
+		if _, err := warehousedb.Dump(ctx, c.db, tb, warehousedb.DumpAll, &dump); err != nil {
 			c.t.Fatal(err)
 		}
 		if fi := slices.Index(header, warehouse.FetchedAt); fi >= 0 {
@@ -675,7 +676,7 @@ func (c *chain) checkReplay(prefix string) replayStats {
 			_ = w.Write(replayed[k])
 		}
 		_ = w.Flush()
-		sum, n, err := warehouse.Checksum(ctx, c.db, tb, warehouse.DumpAll)
+		sum, n, err := warehousedb.Checksum(ctx, c.db, tb, warehousedb.DumpAll)
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -786,13 +787,13 @@ func sameObjects(t *testing.T, what string, got, want map[string][]byte) int {
 }
 
 // sums returns the checksum of every warehouse table and the rows they hold.
-func (c *chain) sums(mode warehouse.DumpMode) (map[string]string, int64) {
+func (c *chain) sums(mode warehousedb.DumpMode) (map[string]string, int64) {
 	c.t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
 	var rows int64
 	for _, tb := range warehouse.Tables() {
-		sum, n, err := warehouse.Checksum(ctx, c.db, tb, mode)
+		sum, n, err := warehousedb.Checksum(ctx, c.db, tb, mode)
 		if err != nil {
 			c.t.Fatalf("%s: %v", c.name, err)
 		}
@@ -803,9 +804,9 @@ func (c *chain) sums(mode warehouse.DumpMode) (map[string]string, int64) {
 }
 
 // sameTables compares the checksum of every warehouse table of got and want
-// (warehouse.Checksums in mode), showing where the dumps part when one
+// (warehousedb.Checksums in mode), showing where the dumps part when one
 // differs, and returns the rows compared.
-func sameTables(t *testing.T, got, want *chain, mode warehouse.DumpMode) int64 {
+func sameTables(t *testing.T, got, want *chain, mode warehousedb.DumpMode) int64 {
 	t.Helper()
 	gs, rows := got.sums(mode)
 	ws, wantRows := want.sums(mode)
@@ -817,10 +818,10 @@ func sameTables(t *testing.T, got, want *chain, mode warehouse.DumpMode) int64 {
 			continue
 		}
 		var g, w bytes.Buffer
-		if _, err := warehouse.Dump(context.Background(), got.db, tb, mode, &g); err != nil {
+		if _, err := warehousedb.Dump(context.Background(), got.db, tb, mode, &g); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := warehouse.Dump(context.Background(), want.db, tb, mode, &w); err != nil {
+		if _, err := warehousedb.Dump(context.Background(), want.db, tb, mode, &w); err != nil {
 			t.Fatal(err)
 		}
 		t.Errorf("table %s of the %s chain differs from the %s chain's: %s", tb.Name, got.name, want.name, firstDiff(g.String(), w.String()))

@@ -14,6 +14,7 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load/loadtest"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // hostileCSV is one object of the processed/ corpus and what Load must make
@@ -132,7 +133,7 @@ func TestReliabilityHostileProcessedCSVs(t *testing.T) {
 	for _, table := range []string{warehouse.Characters, warehouse.Episodes, warehouse.CharacterEpisodes} {
 		tb, _ := warehouse.Lookup(table)
 		var b bytes.Buffer
-		if _, err := warehouse.Dump(t.Context(), w.db, tb, warehouse.DumpData, &b); err != nil {
+		if _, err := warehousedb.Dump(t.Context(), w.db, tb, warehousedb.DumpData, &b); err != nil {
 			t.Fatal(err)
 		}
 		if b.String() != want[table] {

@@ -1,7 +1,7 @@
-// Package warehouse defines the warehouse tables in MySQL: their columns,
-// keys and the processed-CSV contract between Transform and Load; creates
-// them (Migrate: embedded, versioned migrations); writes them (UpsertSQL, the
-// load log) and reads them back for comparisons (Dump, Checksum).
+// Package warehouse is the warehouse's table contract: the tables, their
+// columns, keys and kinds, and the processed-CSV format shared by Transform
+// and Load. It holds no SQL and links no database code (the Transform binary
+// uses it); the tables in MySQL are package warehousedb's.
 //
 // A processed CSV for table T has a header row holding exactly
 // T.Header() (the data columns, in order); values are encoded by tablecsv,
@@ -61,6 +61,20 @@ func (t Table) Header() []string {
 	}
 	return h
 }
+
+// IsKey reports whether name is one of t's primary key columns.
+func (t Table) IsKey(name string) bool {
+	for _, k := range t.Key {
+		if k == name {
+			return true
+		}
+	}
+	return false
+}
+
+// TextMaxChars is the length, in characters, of every Text column
+// (VARCHAR(1024) utf8mb4): Transform and Load reject longer values as bad data.
+const TextMaxChars = 1024
 
 // Table names.
 const (

@@ -191,7 +191,7 @@ func (c Crawl) episodesOf(id int) []int {
 
 func itoa(n int) tablecsv.Field { return tablecsv.Text(strconv.Itoa(n)) }
 
-// Expected returns, per table, the data dump (warehouse.DumpData) that loading
+// Expected returns, per table, the data dump (warehousedb.DumpData) that loading
 // files in any order must produce: for each key, the row with the latest
 // fetched_at (the last such in files order on ties).
 func Expected(files []File) map[string]string {

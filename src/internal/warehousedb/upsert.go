@@ -1,6 +1,10 @@
-package warehouse
+package warehousedb
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+)
 
 // MaxPlaceholders is the most placeholders one statement may hold (the MySQL
 // protocol counts them in 16 bits), which bounds the rows of an upsert.
@@ -8,7 +12,7 @@ const MaxPlaceholders = 65535
 
 // UpsertArgs is the number of arguments per row of UpsertSQL: the data
 // columns in CSV order, then the load time.
-func (t Table) UpsertArgs() int { return len(t.Columns) + 1 }
+func UpsertArgs(t warehouse.Table) int { return len(t.Columns) + 1 }
 
 // UpsertSQL returns the statement that upserts rows rows into t, with
 // UpsertArgs placeholders per row: the data columns in CSV order followed by
@@ -26,7 +30,7 @@ func (t Table) UpsertArgs() int { return len(t.Columns) + 1 }
 //
 // VALUES(col) is used rather than MySQL 8's "INSERT ... AS new" alias, which
 // MariaDB does not parse.
-func UpsertSQL(t Table, rows int) string {
+func UpsertSQL(t warehouse.Table, rows int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
 	b.WriteString(Quote(t.Name))
@@ -35,7 +39,7 @@ func UpsertSQL(t Table, rows int) string {
 		b.WriteString(Quote(c.Name))
 		b.WriteString(", ")
 	}
-	b.WriteString(Quote(CreatedDate))
+	b.WriteString(Quote(warehouse.CreatedDate))
 	b.WriteString(") VALUES ")
 	tuple := "(" + strings.Repeat("?, ", len(t.Columns)) + "?)"
 	for i := range rows {
@@ -50,24 +54,24 @@ func UpsertSQL(t Table, rows int) string {
 		b.WriteString(k + " = " + k)
 		return b.String()
 	}
-	fetched := Quote(FetchedAt)
+	fetched := Quote(warehouse.FetchedAt)
 	newer := "VALUES(" + fetched + ") >= " + fetched
 	var same []string
 	for _, c := range t.Columns {
-		if c.Name == FetchedAt || t.isKey(c.Name) {
+		if c.Name == warehouse.FetchedAt || t.IsKey(c.Name) {
 			continue
 		}
 		q := Quote(c.Name)
-		if c.Kind == Text {
+		if c.Kind == warehouse.Text {
 			same = append(same, "CAST("+q+" AS BINARY) <=> CAST(VALUES("+q+") AS BINARY)")
 		} else {
 			same = append(same, q+" <=> VALUES("+q+")")
 		}
 	}
-	m := Quote(ModifiedDate)
-	b.WriteString(m + " = IF(" + newer + " AND NOT (" + strings.Join(same, " AND ") + "), VALUES(" + Quote(CreatedDate) + "), " + m + ")")
+	m := Quote(warehouse.ModifiedDate)
+	b.WriteString(m + " = IF(" + newer + " AND NOT (" + strings.Join(same, " AND ") + "), VALUES(" + Quote(warehouse.CreatedDate) + "), " + m + ")")
 	for _, c := range t.Columns {
-		if c.Name == FetchedAt || t.isKey(c.Name) {
+		if c.Name == warehouse.FetchedAt || t.IsKey(c.Name) {
 			continue
 		}
 		q := Quote(c.Name)
@@ -75,15 +79,6 @@ func UpsertSQL(t Table, rows int) string {
 	}
 	b.WriteString(", " + fetched + " = GREATEST(" + fetched + ", VALUES(" + fetched + "))")
 	return b.String()
-}
-
-func (t Table) isKey(name string) bool {
-	for _, k := range t.Key {
-		if k == name {
-			return true
-		}
-	}
-	return false
 }
 
 // Quote returns name as a backtick-quoted MySQL identifier.

@@ -1,4 +1,4 @@
-package warehouse
+package warehousedb
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
 
 // DumpMode selects the bookkeeping columns Dump writes after the data columns.
@@ -32,13 +33,13 @@ const (
 const BookkeepingLayout = "2006-01-02T15:04:05.000000Z"
 
 // DumpHeader returns the header Dump writes for t in mode.
-func DumpHeader(t Table, mode DumpMode) []string {
+func DumpHeader(t warehouse.Table, mode DumpMode) []string {
 	h := t.Header()
 	switch mode {
 	case DumpModified:
 		h = append(h, "modified")
 	case DumpAll:
-		h = append(h, CreatedDate, ModifiedDate)
+		h = append(h, warehouse.CreatedDate, warehouse.ModifiedDate)
 	}
 	return h
 }
@@ -47,13 +48,13 @@ func DumpHeader(t Table, mode DumpMode) []string {
 // header DumpHeader(t, mode). Values are rendered as in processed CSVs, so a
 // dump in DumpData mode of a table loaded from one processed file holds that
 // file's rows. It returns the number of rows written.
-func Dump(ctx context.Context, q queryer, t Table, mode DumpMode, w io.Writer) (int64, error) {
+func Dump(ctx context.Context, q queryer, t warehouse.Table, mode DumpMode, w io.Writer) (int64, error) {
 	cols := make([]string, 0, len(t.Columns)+2)
 	for _, c := range t.Columns {
 		cols = append(cols, Quote(c.Name))
 	}
 	if mode != DumpData {
-		cols = append(cols, Quote(CreatedDate), Quote(ModifiedDate))
+		cols = append(cols, Quote(warehouse.CreatedDate), Quote(warehouse.ModifiedDate))
 	}
 	keys := make([]string, len(t.Key))
 	for i, k := range t.Key {
@@ -112,7 +113,7 @@ func Dump(ctx context.Context, q queryer, t Table, mode DumpMode, w io.Writer) (
 
 // Checksum returns the SHA-256 (hex) of t's dump in mode and its row count:
 // two databases hold the same table when their checksums are equal.
-func Checksum(ctx context.Context, q queryer, t Table, mode DumpMode) (string, int64, error) {
+func Checksum(ctx context.Context, q queryer, t warehouse.Table, mode DumpMode) (string, int64, error) {
 	h := sha256.New()
 	n, err := Dump(ctx, q, t, mode, h)
 	if err != nil {
@@ -121,15 +122,15 @@ func Checksum(ctx context.Context, q queryer, t Table, mode DumpMode) (string, i
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-func render(v any, kind Kind) (tablecsv.Field, error) {
+func render(v any, kind warehouse.Kind) (tablecsv.Field, error) {
 	if v == nil {
 		return tablecsv.Null, nil
 	}
 	switch kind {
-	case DateTime:
-		return renderTime(v, TimeLayout)
-	case Date:
-		return renderTime(v, DateLayout)
+	case warehouse.DateTime:
+		return renderTime(v, warehouse.TimeLayout)
+	case warehouse.Date:
+		return renderTime(v, warehouse.DateLayout)
 	}
 	switch x := v.(type) {
 	case []byte:
@@ -171,7 +172,7 @@ func renderTime(v any, layout string) (tablecsv.Field, error) {
 // Checksums returns Checksum of every warehouse table, by table name.
 func Checksums(ctx context.Context, q queryer, mode DumpMode) (map[string]string, error) {
 	out := map[string]string{}
-	for _, t := range Tables() {
+	for _, t := range warehouse.Tables() {
 		sum, _, err := Checksum(ctx, q, t, mode)
 		if err != nil {
 			return nil, err

@@ -1,4 +1,4 @@
-package warehouse_test
+package warehousedb_test
 
 import (
 	"context"
@@ -12,10 +12,11 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 func TestMigrationsAreVersionedAndSplit(t *testing.T) {
-	ms, err := warehouse.Migrations()
+	ms, err := warehousedb.Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestMigrateRacingColdStarts(t *testing.T) {
 	errs := make([]error, 8)
 	for i := range errs {
 		db := openPool(t, dsn)
-		wg.Go(func() { errs[i] = warehouse.Migrate(ctx, db) })
+		wg.Go(func() { errs[i] = warehousedb.Migrate(ctx, db) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -69,7 +70,7 @@ func TestMigrateRacingColdStarts(t *testing.T) {
 		}
 	}
 	db := openPool(t, dsn)
-	ms, _ := warehouse.Migrations()
+	ms, _ := warehousedb.Migrations()
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func TestMigrateRacingColdStarts(t *testing.T) {
 		t.Errorf("schema_migrations holds %d rows, want %d", n, len(ms))
 	}
 	// And once more, on a migrated database: nothing to do, no error.
-	if err := warehouse.Migrate(ctx, db); err != nil {
+	if err := warehousedb.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -86,13 +87,13 @@ func TestMigrateRacingColdStarts(t *testing.T) {
 func TestMigrateRefusesAnEditedMigration(t *testing.T) {
 	db, _ := testenv.MySQL(t)
 	ctx := context.Background()
-	if err := warehouse.Migrate(ctx, db); err != nil {
+	if err := warehousedb.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.ExecContext(ctx, "UPDATE schema_migrations SET checksum = REPEAT('0', 64) WHERE version = 1"); err != nil {
 		t.Fatal(err)
 	}
-	err := warehouse.Migrate(ctx, db)
+	err := warehousedb.Migrate(ctx, db)
 	if err == nil || !strings.Contains(err.Error(), "changed after it was applied") {
 		t.Fatalf("Migrate = %v, want an error about the edited migration", err)
 	}
@@ -102,15 +103,15 @@ func TestMigrateFinishesAHalfAppliedMigration(t *testing.T) {
 	db, _ := testenv.MySQL(t)
 	ctx := context.Background()
 	// A process died after creating one table of migration 1, before recording it.
-	ms, _ := warehouse.Migrations()
+	ms, _ := warehousedb.Migrations()
 	if _, err := db.ExecContext(ctx, ms[0].Statements[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := warehouse.Migrate(ctx, db); err != nil {
+	if err := warehousedb.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	for _, tb := range warehouse.Tables() {
-		if _, err := db.ExecContext(ctx, "SELECT 1 FROM "+warehouse.Quote(tb.Name)+" LIMIT 1"); err != nil {
+		if _, err := db.ExecContext(ctx, "SELECT 1 FROM "+warehousedb.Quote(tb.Name)+" LIMIT 1"); err != nil {
 			t.Errorf("table %s: %v", tb.Name, err)
 		}
 	}
@@ -123,7 +124,7 @@ func TestMigrateFinishesAHalfAppliedMigration(t *testing.T) {
 func TestSchemaMatchesTables(t *testing.T) {
 	db, _ := testenv.MySQL(t)
 	ctx := context.Background()
-	if err := warehouse.Migrate(ctx, db); err != nil {
+	if err := warehousedb.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	wantType := map[warehouse.Kind]string{warehouse.Int: "int", warehouse.Text: "varchar", warehouse.DateTime: "datetime", warehouse.Date: "date"}

@@ -1,4 +1,4 @@
-package warehouse_test
+package warehousedb_test
 
 import (
 	"bytes"
@@ -10,13 +10,14 @@ import (
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 func TestUpsertSQLShape(t *testing.T) {
 	ch, _ := warehouse.Lookup(warehouse.Characters)
-	q := warehouse.UpsertSQL(ch, 2)
-	if strings.Count(q, "?") != 2*ch.UpsertArgs() {
-		t.Errorf("placeholders = %d, want %d", strings.Count(q, "?"), 2*ch.UpsertArgs())
+	q := warehousedb.UpsertSQL(ch, 2)
+	if strings.Count(q, "?") != 2*warehousedb.UpsertArgs(ch) {
+		t.Errorf("placeholders = %d, want %d", strings.Count(q, "?"), 2*warehousedb.UpsertArgs(ch))
 	}
 	upd := q[strings.Index(q, "ON DUPLICATE KEY UPDATE"):]
 	m, f := strings.Index(upd, "`modifiedDate` ="), strings.Index(upd, "`fetched_at` =")
@@ -27,7 +28,7 @@ func TestUpsertSQLShape(t *testing.T) {
 		t.Errorf("the key must not be updated and no INSERT ... AS alias (MariaDB):\n%s", q)
 	}
 	link, _ := warehouse.Lookup(warehouse.CharacterEpisodes)
-	if q := warehouse.UpsertSQL(link, 1); !strings.HasSuffix(q, "ON DUPLICATE KEY UPDATE `character_id` = `character_id`") {
+	if q := warehousedb.UpsertSQL(link, 1); !strings.HasSuffix(q, "ON DUPLICATE KEY UPDATE `character_id` = `character_id`") {
 		t.Errorf("link upsert is not insert-only: %s", q)
 	}
 }
@@ -59,7 +60,7 @@ func upsert(t *testing.T, q execQuerier, tb warehouse.Table, load time.Time, row
 	for _, r := range rows {
 		args = append(args, r.args(load)...)
 	}
-	if _, err := q.ExecContext(context.Background(), warehouse.UpsertSQL(tb, len(rows)), args...); err != nil {
+	if _, err := q.ExecContext(context.Background(), warehousedb.UpsertSQL(tb, len(rows)), args...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -67,7 +68,7 @@ func upsert(t *testing.T, q execQuerier, tb warehouse.Table, load time.Time, row
 func dumpAll(t *testing.T, q execQuerier, tb warehouse.Table) string {
 	t.Helper()
 	var b bytes.Buffer
-	if _, err := warehouse.Dump(context.Background(), q, tb, warehouse.DumpAll, &b); err != nil {
+	if _, err := warehousedb.Dump(context.Background(), q, tb, warehousedb.DumpAll, &b); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
@@ -80,7 +81,7 @@ func dumpAll(t *testing.T, q execQuerier, tb warehouse.Table) string {
 func TestUpsertVersioning(t *testing.T) {
 	db, _ := testenv.MySQL(t)
 	ctx := context.Background()
-	if err := warehouse.Migrate(ctx, db); err != nil {
+	if err := warehousedb.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	var version string
@@ -176,7 +177,7 @@ func runVersioning(t *testing.T, conn *sql.Conn) {
 func TestUpsertTextRoundTrip(t *testing.T) {
 	db, _ := testenv.MySQL(t)
 	ctx := context.Background()
-	if err := warehouse.Migrate(ctx, db); err != nil {
+	if err := warehousedb.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	tb, _ := warehouse.Lookup(warehouse.Characters)
@@ -213,13 +214,13 @@ func TestUpsertTextRoundTrip(t *testing.T) {
 func TestLinkTableIsInsertOnly(t *testing.T) {
 	db, _ := testenv.MySQL(t)
 	ctx := context.Background()
-	if err := warehouse.Migrate(ctx, db); err != nil {
+	if err := warehousedb.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	tb, _ := warehouse.Lookup(warehouse.CharacterEpisodes)
 	t1, t2 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 	for _, at := range []time.Time{t1, t2} {
-		if _, err := db.ExecContext(ctx, warehouse.UpsertSQL(tb, 3), 1, 1, at, 1, 2, at, 1, 1, at); err != nil {
+		if _, err := db.ExecContext(ctx, warehousedb.UpsertSQL(tb, 3), 1, 1, at, 1, 2, at, 1, 1, at); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -235,24 +236,24 @@ func TestLinkTableIsInsertOnly(t *testing.T) {
 func TestDumpModes(t *testing.T) {
 	db, _ := testenv.MySQL(t)
 	ctx := context.Background()
-	if err := warehouse.Migrate(ctx, db); err != nil {
+	if err := warehousedb.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	tb, _ := warehouse.Lookup(warehouse.Episodes)
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	air := time.Date(2013, 12, 2, 0, 0, 0, 0, time.UTC)
 	created := time.Date(2017, 11, 10, 12, 56, 33, 798e6, time.UTC)
-	if _, err := db.ExecContext(ctx, warehouse.UpsertSQL(tb, 1), 1, "Pilot", air, "S01E01", 1, 1, "https://x/episode/1", created, at, at); err != nil {
+	if _, err := db.ExecContext(ctx, warehousedb.UpsertSQL(tb, 1), 1, "Pilot", air, "S01E01", 1, 1, "https://x/episode/1", created, at, at); err != nil {
 		t.Fatal(err)
 	}
 	data := "id,name,air_date,episode,season,episode_number,url,created,fetched_at\n1,Pilot,2013-12-02,S01E01,1,1,https://x/episode/1,2017-11-10T12:56:33.798Z,2026-01-01T00:00:00.000Z\n"
-	for mode, want := range map[warehouse.DumpMode]string{
-		warehouse.DumpData:     data,
-		warehouse.DumpModified: strings.Replace(strings.Replace(data, "fetched_at\n", "fetched_at,modified\n", 1), ".000Z\n", ".000Z,0\n", 1),
-		warehouse.DumpAll:      strings.Replace(strings.Replace(data, "fetched_at\n", "fetched_at,createdDate,modifiedDate\n", 1), ".000Z\n", ".000Z,2026-01-01T00:00:00.000000Z,\\N\n", 1),
+	for mode, want := range map[warehousedb.DumpMode]string{
+		warehousedb.DumpData:     data,
+		warehousedb.DumpModified: strings.Replace(strings.Replace(data, "fetched_at\n", "fetched_at,modified\n", 1), ".000Z\n", ".000Z,0\n", 1),
+		warehousedb.DumpAll:      strings.Replace(strings.Replace(data, "fetched_at\n", "fetched_at,createdDate,modifiedDate\n", 1), ".000Z\n", ".000Z,2026-01-01T00:00:00.000000Z,\\N\n", 1),
 	} {
 		var b bytes.Buffer
-		n, err := warehouse.Dump(ctx, db, tb, mode, &b)
+		n, err := warehousedb.Dump(ctx, db, tb, mode, &b)
 		if err != nil || n != 1 || b.String() != want {
 			t.Errorf("mode %d: n=%d err=%v\n%s\nwant\n%s", mode, n, err, b.String(), want)
 		}

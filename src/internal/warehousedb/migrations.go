@@ -1,4 +1,4 @@
-package warehouse
+package warehousedb
 
 import (
 	"context"
@@ -16,10 +16,6 @@ import (
 	"strings"
 	"time"
 )
-
-// TextMaxChars is the length, in characters, of every Text column
-// (VARCHAR(1024) utf8mb4): Load rejects longer values as bad data.
-const TextMaxChars = 1024
 
 // MigrationsTable records the applied migrations.
 const MigrationsTable = "schema_migrations"
