@@ -509,9 +509,6 @@ func (b *batcher) arrange(bt *batch) {
 // or a statement of its own size for the last batch.
 func (b *batcher) exec(ctx context.Context, tx *sql.Tx, bt *batch) error {
 	var err error
-	if runs := b.unambiguousRuns(bt); len(runs) > 1 {
-		return b.execRuns(ctx, tx, bt, runs)
-	}
 	if bt.n == b.maxRows {
 		if b.stmt == nil {
 			b.stmt, err = tx.PrepareContext(ctx, warehousedb.UpsertSQL(b.table, b.maxRows))
@@ -531,54 +528,6 @@ func (b *batcher) exec(ctx context.Context, tx *sql.Tx, bt *batch) error {
 		return &ContentError{Object: b.obj.String(), Line: bt.first, LastLine: bt.last, Err: fmt.Errorf("rejected by the database: %w", err)}
 	}
 	return fmt.Errorf("loading %s lines %d-%d into %s: %w", b.obj, bt.first, bt.last, b.table.Name, err)
-}
-
-// unambiguousRuns splits a batch of a table with a composite key where two
-// of its rows have keys whose values, written one after the other, read the
-// same ((5, 34) and (53, 4) both read "534"): the embedded engine of the
-// local stack (go-mysql-server v0.20.0, memory/table_editor.go getRowKey)
-// keys the rows of one statement by that text and silently keeps only one
-// of them. Each run holds no such pair; nil means one run (the usual case).
-func (b *batcher) unambiguousRuns(bt *batch) []int {
-	if len(b.keyIdx) < 2 || bt.n < 2 {
-		return nil
-	}
-	width := len(bt.args) / bt.n
-	seen := make(map[string]bool, bt.n)
-	var runs []int // end row of each run but the last
-	var key strings.Builder
-	for r := range bt.n {
-		key.Reset()
-		for _, i := range b.keyIdx {
-			fmt.Fprint(&key, bt.args[r*width+i])
-		}
-		if seen[key.String()] {
-			runs = append(runs, r)
-			clear(seen)
-		}
-		seen[key.String()] = true
-	}
-	if runs == nil {
-		return nil
-	}
-	return append(runs, bt.n)
-}
-
-// execRuns upserts the batch as one statement per run.
-func (b *batcher) execRuns(ctx context.Context, tx *sql.Tx, bt *batch, runs []int) error {
-	width := len(bt.args) / bt.n
-	start := 0
-	for _, end := range runs {
-		if _, err := tx.ExecContext(ctx, warehousedb.UpsertSQL(b.table, end-start), bt.args[start*width:end*width]...); err != nil {
-			if dataError(err) {
-				return &ContentError{Object: b.obj.String(), Line: bt.first, LastLine: bt.last, Err: fmt.Errorf("rejected by the database: %w", err)}
-			}
-			return fmt.Errorf("loading %s lines %d-%d into %s: %w", b.obj, bt.first, bt.last, b.table.Name, err)
-		}
-		start = end
-	}
-	clear(bt.args)
-	return nil
 }
 
 func (b *batcher) compare(x, y row) int {

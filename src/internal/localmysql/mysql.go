@@ -79,15 +79,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	routeEngineLogs(opts.Logger)
 
-	pro := memory.NewDBProviderWithOpts(memory.NativeIndexProvider(true)).(*memory.DbProvider)
+	mem := memory.NewDBProviderWithOpts(memory.NativeIndexProvider(true)).(*memory.DbProvider)
+	pro := newProvider(mem)
 	engine := sqle.NewDefault(pro)
-	sctx := gms.NewContext(ctx, gms.WithSession(memory.NewSession(gms.NewBaseSession(), pro)))
-	if err := pro.CreateDatabase(sctx, opts.Database); err != nil {
+	sctx := gms.NewContext(ctx, gms.WithSession(memory.NewSession(gms.NewBaseSession(), mem)))
+	if err := mem.CreateDatabase(sctx, opts.Database); err != nil {
 		return nil, fmt.Errorf("starting embedded MySQL: creating database %s: %w", opts.Database, err)
 	}
 	// Like the pipeline's connections (and MariaDB test databases): utf8mb4_unicode_ci,
 	// not the engine's default utf8mb4_0900_bin, which compares case-sensitively.
-	if db, err := pro.Database(sctx, opts.Database); err == nil {
+	if db, err := mem.Database(sctx, opts.Database); err == nil {
 		if cdb, ok := db.(gms.CollatedDatabase); ok {
 			cdb.SetCollation(sctx, gms.Collation_utf8mb4_unicode_ci)
 		}
@@ -98,9 +99,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	var handler *serialHandler
 	srv, err := server.NewServerWithHandler(server.Config{Protocol: "tcp", Listener: ln, Version: "8.0.31-go-mysql-server"},
-		engine, gms.NewContext, memory.NewSessionBuilder(pro), nil,
+		engine, gms.NewContext, memory.NewSessionBuilder(mem), nil,
 		func(h vtmysql.Handler) (vtmysql.Handler, error) {
-			handler = newSerialHandler(h)
+			handler = newSerialHandler(h, pro)
 			return handler, nil
 		})
 	if err != nil {
@@ -218,13 +219,14 @@ func (h logrusHook) Fire(e *logrus.Entry) error {
 type serialHandler struct {
 	vtmysql.Handler
 	lock chan struct{} // the write lock: full when held
+	pro  *provider     // told when a connection closes
 
 	mu      sync.Mutex
 	holders map[uint32]bool // connection IDs that hold the lock
 }
 
-func newSerialHandler(h vtmysql.Handler) *serialHandler {
-	return &serialHandler{Handler: h, lock: make(chan struct{}, 1), holders: make(map[uint32]bool)}
+func newSerialHandler(h vtmysql.Handler, pro *provider) *serialHandler {
+	return &serialHandler{Handler: h, pro: pro, lock: make(chan struct{}, 1), holders: make(map[uint32]bool)}
 }
 
 func (h *serialHandler) holds(c *vtmysql.Conn) bool {
@@ -303,6 +305,7 @@ func (h *serialHandler) ComResetConnection(c *vtmysql.Conn) error {
 
 func (h *serialHandler) ConnectionClosed(c *vtmysql.Conn) {
 	defer h.release(c, true)
+	defer h.pro.forgetSession(c.ConnectionID)
 	h.Handler.ConnectionClosed(c)
 }
 

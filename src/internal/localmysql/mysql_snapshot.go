@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 )
@@ -20,10 +19,7 @@ import (
 const (
 	maxSnapshotLine = 64 << 20
 	snapshotBatch   = 256 << 10
-	// snapshotRows bounds the rows of one INSERT. (A false duplicate primary
-	// key once seen on restore came from go-mysql-server keying a statement's
-	// rows by their composite key's values written one after the other, so
-	// (5, 34) and (53, 4) collide: dumpRows keeps such rows apart.)
+	// snapshotRows bounds the rows of one INSERT.
 	snapshotRows = 1000
 )
 
@@ -163,19 +159,6 @@ func dumpRows(ctx context.Context, conn *sql.Conn, db, table string, w *bufio.Wr
 		quoted[i] = quoteIdent(c)
 	}
 	list := strings.Join(quoted, ",")
-	pk, err := queryStrings(ctx, conn, "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? "+
-		"AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX", db, table)
-	if err != nil {
-		return err
-	}
-	var keyIdx []int // positions of a composite primary key's columns
-	if len(pk) > 1 {
-		for _, k := range pk {
-			if i := slices.Index(cols, k); i >= 0 {
-				keyIdx = append(keyIdx, i)
-			}
-		}
-	}
 	rows, err := conn.QueryContext(ctx, "SELECT "+list+" FROM "+quoteIdent(db)+"."+quoteIdent(table))
 	if err != nil {
 		return err
@@ -197,7 +180,6 @@ func dumpRows(ctx context.Context, conn *sql.Conn, db, table string, w *bufio.Wr
 	prefix := "INSERT INTO " + quoteIdent(table) + " (" + list + ") VALUES "
 	var stmt strings.Builder
 	n := 0
-	keys := map[string]bool{} // the composite keys' concatenated text in this statement
 	flush := func() error {
 		if stmt.Len() == 0 {
 			return nil
@@ -206,27 +188,11 @@ func dumpRows(ctx context.Context, conn *sql.Conn, db, table string, w *bufio.Wr
 		_, err := w.WriteString(stmt.String())
 		stmt.Reset()
 		n = 0
-		clear(keys)
 		return err
 	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
-		}
-		if keyIdx != nil {
-			// The engine keys one statement's rows by their key values
-			// written one after the other, so (5, 34) and (53, 4) collide
-			// and one is lost: such rows go to separate statements.
-			var k strings.Builder
-			for _, i := range keyIdx {
-				k.Write(vals[i])
-			}
-			if keys[k.String()] {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-			keys[k.String()] = true
 		}
 		if stmt.Len() == 0 {
 			stmt.WriteString(prefix)

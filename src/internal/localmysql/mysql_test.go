@@ -440,6 +440,60 @@ var probes = []probe{
 		}
 		return want("STATISTICS", stats, "character_id,episode_id")
 	}},
+	{name: "secondary index: listed by STATISTICS and SHOW CREATE TABLE, reads right after writes, dropped", run: func(ctx context.Context, db *sql.DB) error {
+		if err := execAll(ctx, db, "CREATE TABLE si (id INT PRIMARY KEY, at DATETIME(3) NULL, KEY ix_at (at))",
+			"CREATE INDEX ix_at_id ON si (at, id)"); err != nil {
+			return err
+		}
+		for i := 9; i >= 0; i-- {
+			if _, err := db.ExecContext(ctx, "INSERT INTO si VALUES (?, ?) ON DUPLICATE KEY UPDATE at = VALUES(at)", i, t0.Add(time.Duration(i%3)*time.Second)); err != nil {
+				return err
+			}
+		}
+		if _, err := db.ExecContext(ctx, "UPDATE si SET at = ? WHERE id IN (1, 4)", t0.Add(time.Hour)); err != nil {
+			return err
+		}
+		var stats, ids, ddl, name string
+		if err := db.QueryRowContext(ctx, "SELECT GROUP_CONCAT(CONCAT(INDEX_NAME, '.', COLUMN_NAME) ORDER BY INDEX_NAME, SEQ_IN_INDEX) FROM information_schema.STATISTICS "+
+			"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'si'").Scan(&stats); err != nil {
+			return err
+		}
+		if err := want("STATISTICS", stats, "ix_at.at,ix_at_id.at,ix_at_id.id,PRIMARY.id"); err != nil {
+			return err
+		}
+		if err := db.QueryRowContext(ctx, "SHOW CREATE TABLE si").Scan(&name, &ddl); err != nil {
+			return err
+		}
+		if !strings.Contains(ddl, "KEY `ix_at` (`at`)") || !strings.Contains(ddl, "KEY `ix_at_id` (`at`,`id`)") {
+			return fmt.Errorf("SHOW CREATE TABLE lacks the indexes:\n%s", ddl)
+		}
+		if err := db.QueryRowContext(ctx, "SELECT GROUP_CONCAT(id ORDER BY at, id) FROM si WHERE at >= ?", t0.Add(time.Second)).Scan(&ids); err != nil {
+			return err
+		}
+		if err := want("ids by (at, id)", ids, "7,2,5,8,1,4"); err != nil {
+			return err
+		}
+		if err := execAll(ctx, db, "DROP INDEX ix_at ON si"); err != nil {
+			return err
+		}
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'si' AND INDEX_NAME = 'ix_at'").Scan(&ids); err != nil {
+			return err
+		}
+		return want("ix_at after DROP INDEX", ids, "0")
+	}},
+	{name: "composite keys that read the same one after the other ((5,34), (53,4)) in one statement", run: func(ctx context.Context, db *sql.DB) error {
+		if err := execAll(ctx, db, "CREATE TABLE ck (a INT NOT NULL, b INT NOT NULL, v INT NOT NULL, PRIMARY KEY (a, b))",
+			"INSERT INTO ck VALUES (5, 34, 1), (53, 4, 1), (1, 23, 1), (12, 3, 1)",
+			"INSERT INTO ck VALUES (5, 34, 2), (53, 4, 2), (123, 4, 2), (1, 234, 2) ON DUPLICATE KEY UPDATE v = VALUES(v)",
+			"REPLACE INTO ck VALUES (1, 23, 3), (12, 3, 3)"); err != nil {
+			return err
+		}
+		var got string
+		if err := db.QueryRowContext(ctx, "SELECT GROUP_CONCAT(CONCAT(a, '-', b, '=', v) ORDER BY a, b) FROM ck").Scan(&got); err != nil {
+			return err
+		}
+		return want("rows", got, "1-23=3,1-234=2,5-34=2,12-3=3,53-4=2,123-4=2")
+	}},
 	{name: "keyset pagination WHERE (a,b) > (?,?) ORDER BY a,b LIMIT n", run: func(ctx context.Context, db *sql.DB) error {
 		if err := execAll(ctx, db, "CREATE TABLE k (a DATETIME(3) NOT NULL, b INT NOT NULL, PRIMARY KEY (a, b))"); err != nil {
 			return err
