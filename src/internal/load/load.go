@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -50,13 +51,33 @@ func (o ObjectRef) Version() string {
 	return ""
 }
 
+// Path names how Apply sends a file's rows to the database.
+type Path string
+
+// Paths.
+const (
+	// PathAuto (the zero Loader's): PathInfile where the server allows it,
+	// else PathUpsert. The server's answer is remembered per *sql.DB for a
+	// while (refusalTTL).
+	PathAuto Path = ""
+	// PathInfile streams the rows with LOAD DATA LOCAL INFILE: new keys
+	// into the table, existing keys through a staging table applied by one
+	// INSERT ... SELECT (see infile.go). A server that refuses it fails the
+	// load.
+	PathInfile Path = "load-data"
+	// PathUpsert sends multi-row INSERT ... ON DUPLICATE KEY UPDATE statements.
+	PathUpsert Path = "upsert"
+)
+
 // Result says what Apply did.
 type Result struct {
 	Table    string    `json:"table"`
-	Rows     int64     `json:"rows"`              // data rows in the file
-	Skipped  bool      `json:"skipped,omitempty"` // the load log already held the object: nothing changed
-	Attempts int       `json:"attempts"`          // transactions run (more than 1 after deadlocks)
-	LoadedAt time.Time `json:"loadedAt"`          // the load time: createdDate/modifiedDate of the rows it touched
+	Rows     int64     `json:"rows"`               // data rows in the file
+	Skipped  bool      `json:"skipped,omitempty"`  // the load log already held the object: nothing changed
+	Attempts int       `json:"attempts"`           // transactions run (more than 1 after deadlocks)
+	LoadedAt time.Time `json:"loadedAt"`           // the load time: createdDate/modifiedDate of the rows it touched
+	Path     Path      `json:"path,omitempty"`     // how the rows were sent
+	Fallback string    `json:"fallback,omitempty"` // with PathAuto, why the rows were not sent with LOAD DATA
 }
 
 // ContentError is a problem with the object itself: its header, a value, its
@@ -103,16 +124,22 @@ const (
 	DefaultSpoolMemory = 4 << 20
 )
 
-// Loader applies processed CSVs. The zero value uses the defaults.
+// Loader applies processed CSVs. The zero value uses the defaults. A
+// Loader remembers which databases refuse LOAD DATA LOCAL: keep one per
+// process (do not copy it once used).
 type Loader struct {
-	BatchRows   int           // rows per statement (bounded by warehousedb.MaxPlaceholders too)
-	BatchBytes  int           // approximate statement size
+	Path        Path          // how to send the rows (PathAuto: the fastest the server allows)
+	BatchRows   int           // rows per statement (PathUpsert; bounded by warehousedb.MaxPlaceholders too) or per chunk (PathInfile)
+	BatchBytes  int           // approximate statement or chunk size
 	MaxAttempts int           // transactions run when deadlocks or lock wait timeouts strike
 	Backoff     time.Duration // before the second attempt, doubling (default 50ms)
 	SpoolMemory int           // bytes of the object kept in memory for a retry before spooling to disk
 
 	onRetry    func(attempt int, err error) // tests: called before each rerun
-	afterBatch func(obj ObjectRef, n int)   // tests: called after the n-th statement of a transaction (from 1)
+	afterBatch func(obj ObjectRef, n int)   // tests: called after the n-th statement or chunk of a transaction (from 1)
+
+	mu     sync.Mutex
+	infile map[*sql.DB]infileState
 }
 
 // Apply loads the CSV r of table into db with the default Loader.
@@ -149,7 +176,18 @@ func (l *Loader) Apply(ctx context.Context, db *sql.DB, table warehouse.Table, r
 	backoff := cmp.Or(l.Backoff, 50*time.Millisecond)
 	for {
 		res.Attempts++
+		res.Path, res.Fallback = l.choosePath(ctx, db, table)
 		err := l.applyOnce(ctx, db, table, src, obj, &res)
+		var refused *refusedError
+		if errors.As(err, &refused) && l.Path == PathAuto {
+			// Not a try: run the same attempt again on the upsert path.
+			l.remember(db, refused.Error())
+			res.Attempts--
+			if err := src.rewind(ctx); err != nil {
+				return res, fmt.Errorf("loading %s: rewinding after LOAD DATA was refused: %w", obj, err)
+			}
+			continue
+		}
 		if err == nil || !retryable(err) || res.Attempts >= attempts {
 			return res, err
 		}
@@ -204,9 +242,14 @@ func (l *Loader) applyOnce(ctx context.Context, db *sql.DB, table warehouse.Tabl
 		return nil
 	}
 
-	b := newBatcher(table, l, now, obj)
-	b.afterBatch = l.afterBatch
-	total, err := b.run(ctx, tx, cr)
+	var total int64
+	if res.Path == PathInfile {
+		total, err = newInfileLoader(table, l, now, obj).run(ctx, tx, cr)
+	} else {
+		b := newBatcher(table, l, now, obj)
+		b.afterBatch = l.afterBatch
+		total, err = b.run(ctx, tx, cr)
+	}
 	if err != nil {
 		return err
 	}
@@ -555,7 +598,8 @@ const (
 // retryable reports whether rerunning the transaction may succeed at once.
 func retryable(err error) bool {
 	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == erLockDeadlock || me.Number == erLockWaitTimeout)
+	return errors.Is(err, errConcurrentInsert) ||
+		errors.As(err, &me) && (me.Number == erLockDeadlock || me.Number == erLockWaitTimeout)
 }
 
 // dataError reports whether the database refused a value: bad data, which

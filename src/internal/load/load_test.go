@@ -58,9 +58,20 @@ func dump(t *testing.T, db *sql.DB, name string, mode warehousedb.DumpMode) stri
 	return b.String()
 }
 
-func apply(t *testing.T, db *sql.DB, f loadtest.File) Result {
+// paths are the two ways Load sends rows; the tests that say what Load
+// does run on both.
+var paths = []Path{PathUpsert, PathInfile}
+
+// forPaths runs test once per path, each in its own subtest.
+func forPaths(t *testing.T, test func(t *testing.T, path Path)) {
+	for _, p := range paths {
+		t.Run(string(p), func(t *testing.T) { test(t, p) })
+	}
+}
+
+func apply(t *testing.T, l *Loader, db *sql.DB, f loadtest.File) Result {
 	t.Helper()
-	res, err := Apply(context.Background(), db, table(t, f.Table), bytes.NewReader(f.Body), ref(f.Key, f.Body))
+	res, err := l.Apply(context.Background(), db, table(t, f.Table), bytes.NewReader(f.Body), ref(f.Key, f.Body))
 	if err != nil {
 		t.Fatalf("Apply %s: %v", f.Key, err)
 	}
@@ -69,13 +80,16 @@ func apply(t *testing.T, db *sql.DB, f loadtest.File) Result {
 
 var t0 = time.Date(2026, 5, 1, 6, 0, 0, 0, time.UTC)
 
-func TestApplyLoadsEveryTableExactly(t *testing.T) {
+func TestApplyLoadsEveryTableExactly(t *testing.T) { forPaths(t, testApplyLoadsEveryTableExactly) }
+
+func testApplyLoadsEveryTableExactly(t *testing.T, path Path) {
 	db, _ := migrated(t)
+	l := &Loader{Path: path}
 	files := loadtest.Crawl{Characters: 45, Locations: 12, Episodes: 9, FetchedAt: t0}.Files()
 	for _, f := range files {
-		res := apply(t, db, f)
-		if res.Skipped || res.Rows != int64(len(f.Rows)) || res.Attempts != 1 {
-			t.Errorf("%s: %+v, want %d rows in one attempt", f.Key, res, len(f.Rows))
+		res := apply(t, l, db, f)
+		if res.Skipped || res.Rows != int64(len(f.Rows)) || res.Attempts != 1 || res.Path != path {
+			t.Errorf("%s: %+v, want %d rows in one attempt on %s", f.Key, res, len(f.Rows), path)
 		}
 	}
 	want := loadtest.Expected(files)
@@ -89,18 +103,21 @@ func TestApplyLoadsEveryTableExactly(t *testing.T) {
 	}
 }
 
-func TestApplyTwiceChangesNothing(t *testing.T) {
+func TestApplyTwiceChangesNothing(t *testing.T) { forPaths(t, testApplyTwiceChangesNothing) }
+
+func testApplyTwiceChangesNothing(t *testing.T, path Path) {
 	db, _ := migrated(t)
+	l := &Loader{Path: path}
 	files := loadtest.Crawl{Characters: 30, Locations: 5, Episodes: 5, FetchedAt: t0}.Files()
 	for _, f := range files {
-		apply(t, db, f)
+		apply(t, l, db, f)
 	}
 	before := map[string]string{}
 	for _, tb := range warehouse.Tables() {
 		before[tb.Name] = dump(t, db, tb.Name, warehousedb.DumpAll)
 	}
 	for _, f := range files {
-		if res := apply(t, db, f); !res.Skipped {
+		if res := apply(t, l, db, f); !res.Skipped {
 			t.Errorf("%s: second delivery not skipped: %+v", f.Key, res)
 		}
 		if ok, err := Loaded(context.Background(), db, ref(f.Key, f.Body)); err != nil || !ok {
@@ -112,7 +129,7 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 	for _, f := range files {
 		o := ref(f.Key, f.Body)
 		o.VersionID = "v2"
-		if res, err := Apply(context.Background(), db, table(t, f.Table), bytes.NewReader(f.Body), o); err != nil || res.Skipped {
+		if res, err := l.Apply(context.Background(), db, table(t, f.Table), bytes.NewReader(f.Body), o); err != nil || res.Skipped {
 			t.Fatalf("re-upload %s: %+v %v", f.Key, res, err)
 		}
 	}
@@ -124,16 +141,21 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 }
 
 func TestOlderFileAfterNewerKeepsNewerValues(t *testing.T) {
+	forPaths(t, testOlderFileAfterNewerKeepsNewerValues)
+}
+
+func testOlderFileAfterNewerKeepsNewerValues(t *testing.T, path Path) {
 	db, _ := migrated(t)
+	l := &Loader{Path: path}
 	c1 := loadtest.Crawl{Characters: 40, Locations: 10, Episodes: 6, FetchedAt: t0}
 	c2 := c1
 	c2.Revision, c2.FetchedAt = 1, t0.Add(time.Hour)
 	newer, older := c2.Files(), c1.Files()
 	for _, f := range newer {
-		apply(t, db, f)
+		apply(t, l, db, f)
 	}
 	for i, f := range older {
-		if res := apply(t, db, f); res.Skipped != bytes.Equal(f.Body, newer[i].Body) {
+		if res := apply(t, l, db, f); res.Skipped != bytes.Equal(f.Body, newer[i].Body) {
 			t.Fatalf("%s: skipped = %v, want skipped only when the bytes (so the ETag) are the same", f.Key, res.Skipped)
 		}
 	}
@@ -149,7 +171,7 @@ func TestOlderFileAfterNewerKeepsNewerValues(t *testing.T) {
 	// In the natural order, exactly the revised rows carry modifiedDate.
 	db2, _ := migrated(t)
 	for _, f := range append(older, newer...) {
-		apply(t, db2, f)
+		apply(t, l, db2, f)
 	}
 	var changed int
 	if err := db2.QueryRow("SELECT COUNT(*) FROM characters WHERE modifiedDate IS NOT NULL").Scan(&changed); err != nil {
@@ -192,7 +214,9 @@ func locationRow(id int, name, created string) []string {
 
 // TestContentErrors feeds broken files and checks each is a permanent error
 // naming the object, line and column, and that nothing was applied.
-func TestContentErrors(t *testing.T) {
+func TestContentErrors(t *testing.T) { forPaths(t, testContentErrors) }
+
+func testContentErrors(t *testing.T, path Path) {
 	db, _ := migrated(t)
 	loc := table(t, warehouse.Locations)
 	h := loc.Header()
@@ -226,7 +250,7 @@ func TestContentErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			l := &Loader{BatchRows: 10}
+			l := &Loader{Path: path, BatchRows: 10}
 			_, err := l.Apply(context.Background(), db, loc, bytes.NewReader(c.body), ref("processed/locations/"+c.name+".csv", c.body))
 			var ce *ContentError
 			if !errors.As(err, &ce) || !IsPermanent(err) {
@@ -246,7 +270,9 @@ func TestContentErrors(t *testing.T) {
 	}
 }
 
-func TestEmptyStringNullAndUnicode(t *testing.T) {
+func TestEmptyStringNullAndUnicode(t *testing.T) { forPaths(t, testEmptyStringNullAndUnicode) }
+
+func testEmptyStringNullAndUnicode(t *testing.T, path Path) {
 	db, _ := migrated(t)
 	ch := table(t, warehouse.Characters)
 	row := func(id, typ, origin, name string) []string {
@@ -258,7 +284,8 @@ func TestEmptyStringNullAndUnicode(t *testing.T) {
 	)
 	// a literal `\N` text, written quoted by tablecsv
 	body = bytes.Replace(body, []byte(`"""\N"" literal"`), []byte(`"\N"`), 1)
-	if _, err := Apply(context.Background(), db, ch, bytes.NewReader(body), ref("processed/characters/u.csv", body)); err != nil {
+	l := &Loader{Path: path}
+	if _, err := l.Apply(context.Background(), db, ch, bytes.NewReader(body), ref("processed/characters/u.csv", body)); err != nil {
 		t.Fatal(err)
 	}
 	type got struct {
@@ -292,11 +319,16 @@ func TestEmptyStringNullAndUnicode(t *testing.T) {
 // TestDuplicateKeysInAFileKeepTheLastRow: rows are sent in key order, and a
 // key repeated in a batch keeps its last row, without setting modifiedDate.
 func TestDuplicateKeysInAFileKeepTheLastRow(t *testing.T) {
+	forPaths(t, testDuplicateKeysInAFileKeepTheLastRow)
+}
+
+func testDuplicateKeysInAFileKeepTheLastRow(t *testing.T, path Path) {
 	db, _ := migrated(t)
 	loc := table(t, warehouse.Locations)
 	at := "2017-11-10T12:42:04.162Z"
 	body := csvBody(t, loc.Header(), locationRow(3, "first", at), locationRow(1, "one", at), locationRow(3, "last", at), locationRow(2, "two", at))
-	res, err := Apply(context.Background(), db, loc, bytes.NewReader(body), ref("processed/locations/dup.csv", body))
+	l := &Loader{Path: path}
+	res, err := l.Apply(context.Background(), db, loc, bytes.NewReader(body), ref("processed/locations/dup.csv", body))
 	if err != nil || res.Rows != 4 {
 		t.Fatalf("Apply = %+v, %v", res, err)
 	}
@@ -351,6 +383,10 @@ func shortLockWait(t *testing.T, dsn string) *sql.DB {
 // reading most of a stream that cannot seek (spooled to disk past 4 KiB),
 // the lock goes, and the rerun loads every row.
 func TestLockWaitTimeoutRerunsTheTransactionOnAStream(t *testing.T) {
+	forPaths(t, testLockWaitTimeoutRerunsTheTransactionOnAStream)
+}
+
+func testLockWaitTimeoutRerunsTheTransactionOnAStream(t *testing.T, path Path) {
 	db, dsn := migrated(t)
 	files := loadtest.Crawl{Characters: 500, Locations: 5, PageSize: 500, FetchedAt: t0}.Files()
 	var f loadtest.File
@@ -361,7 +397,7 @@ func TestLockWaitTimeoutRerunsTheTransactionOnAStream(t *testing.T) {
 	}
 	holder := lockRow(t, db, 499)
 	var retries []error
-	l := &Loader{BatchRows: 50, SpoolMemory: 4 << 10, onRetry: func(attempt int, err error) {
+	l := &Loader{Path: path, BatchRows: 50, SpoolMemory: 4 << 10, onRetry: func(attempt int, err error) {
 		retries = append(retries, err)
 		if attempt == 1 {
 			if err := holder.Rollback(); err != nil {
@@ -383,11 +419,15 @@ func TestLockWaitTimeoutRerunsTheTransactionOnAStream(t *testing.T) {
 }
 
 func TestLockWaitTimeoutGivesUpAfterMaxAttempts(t *testing.T) {
+	forPaths(t, testLockWaitTimeoutGivesUpAfterMaxAttempts)
+}
+
+func testLockWaitTimeoutGivesUpAfterMaxAttempts(t *testing.T, path Path) {
 	db, dsn := migrated(t)
 	files := loadtest.Crawl{Characters: 20, FetchedAt: t0}.Files()
 	holder := lockRow(t, db, 7)
 	defer holder.Rollback()
-	l := &Loader{MaxAttempts: 2, Backoff: time.Millisecond}
+	l := &Loader{Path: path, MaxAttempts: 2, Backoff: time.Millisecond}
 	res, err := l.Apply(context.Background(), shortLockWait(t, dsn), table(t, warehouse.Characters), bytes.NewReader(files[0].Body), ref(files[0].Key, files[0].Body))
 	if err == nil || IsPermanent(err) || !retryable(err) || res.Attempts != 2 {
 		t.Errorf("Apply = %+v, %v; want a transient lock wait timeout after 2 attempts", res, err)
@@ -429,7 +469,9 @@ func TestApplyWithoutVersionIsRefused(t *testing.T) {
 // TestDeadlockIsRetried makes two loads lock the same two rows in opposite
 // orders (one row per statement): InnoDB kills one with a deadlock (1213),
 // which Apply reruns; both files end up applied.
-func TestDeadlockIsRetried(t *testing.T) {
+func TestDeadlockIsRetried(t *testing.T) { forPaths(t, testDeadlockIsRetried) }
+
+func testDeadlockIsRetried(t *testing.T, path Path) {
 	db, _ := migrated(t)
 	loc := table(t, warehouse.Locations)
 	at := "2017-11-10T12:42:04.162Z"
@@ -441,7 +483,7 @@ func TestDeadlockIsRetried(t *testing.T) {
 	holding.Add(2)
 	var mu sync.Mutex
 	var retried []error
-	l := &Loader{BatchRows: 1,
+	l := &Loader{Path: path, BatchRows: 1,
 		onRetry: func(_ int, err error) { mu.Lock(); retried = append(retried, err); mu.Unlock() },
 		afterBatch: func(_ ObjectRef, n int) {
 			mu.Lock()
@@ -494,12 +536,14 @@ func (r *reopenable) Reopen(context.Context) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(r.data)), nil
 }
 
-func TestRerunReopensAReopener(t *testing.T) {
+func TestRerunReopensAReopener(t *testing.T) { forPaths(t, testRerunReopensAReopener) }
+
+func testRerunReopensAReopener(t *testing.T, path Path) {
 	db, dsn := migrated(t)
 	files := loadtest.Crawl{Characters: 100, PageSize: 100, FetchedAt: t0}.Files()
 	f := files[0]
 	holder := lockRow(t, db, 90)
-	l := &Loader{BatchRows: 10, onRetry: func(attempt int, err error) {
+	l := &Loader{Path: path, BatchRows: 10, onRetry: func(attempt int, err error) {
 		if attempt == 1 {
 			_ = holder.Rollback()
 		}

@@ -49,13 +49,23 @@ func UpsertSQL(t warehouse.Table, rows int) string {
 		b.WriteString(tuple)
 	}
 	b.WriteString(" ON DUPLICATE KEY UPDATE ")
+	b.WriteString(updateClause(t, ""))
+	return b.String()
+}
+
+// updateClause returns the assignments of ON DUPLICATE KEY UPDATE that
+// apply a row to t by the rules UpsertSQL describes. With qualify (the
+// table's quoted name and a dot), every reference to the table's current
+// values is qualified, as INSERT ... SELECT needs when its source has the
+// same column names.
+func updateClause(t warehouse.Table, qualify string) string {
 	if !t.Versioned {
-		k := Quote(t.Key[0])
-		b.WriteString(k + " = " + k)
-		return b.String()
+		k := qualify + Quote(t.Key[0])
+		return k + " = " + k
 	}
-	fetched := Quote(warehouse.FetchedAt)
-	newer := "VALUES(" + fetched + ") >= " + fetched
+	var b strings.Builder
+	fetched := qualify + Quote(warehouse.FetchedAt)
+	newer := "VALUES(" + Quote(warehouse.FetchedAt) + ") >= " + fetched
 	var same []string
 	for _, c := range t.Columns {
 		if c.Name == warehouse.FetchedAt || t.IsKey(c.Name) {
@@ -63,21 +73,21 @@ func UpsertSQL(t warehouse.Table, rows int) string {
 		}
 		q := Quote(c.Name)
 		if c.Kind == warehouse.Text {
-			same = append(same, "CAST("+q+" AS BINARY) <=> CAST(VALUES("+q+") AS BINARY)")
+			same = append(same, "CAST("+qualify+q+" AS BINARY) <=> CAST(VALUES("+q+") AS BINARY)")
 		} else {
-			same = append(same, q+" <=> VALUES("+q+")")
+			same = append(same, qualify+q+" <=> VALUES("+q+")")
 		}
 	}
-	m := Quote(warehouse.ModifiedDate)
+	m := qualify + Quote(warehouse.ModifiedDate)
 	b.WriteString(m + " = IF(" + newer + " AND NOT (" + strings.Join(same, " AND ") + "), VALUES(" + Quote(warehouse.CreatedDate) + "), " + m + ")")
 	for _, c := range t.Columns {
 		if c.Name == warehouse.FetchedAt || t.IsKey(c.Name) {
 			continue
 		}
 		q := Quote(c.Name)
-		b.WriteString(", " + q + " = IF(" + newer + ", VALUES(" + q + "), " + q + ")")
+		b.WriteString(", " + qualify + q + " = IF(" + newer + ", VALUES(" + q + "), " + qualify + q + ")")
 	}
-	b.WriteString(", " + fetched + " = GREATEST(" + fetched + ", VALUES(" + fetched + "))")
+	b.WriteString(", " + fetched + " = GREATEST(" + fetched + ", VALUES(" + Quote(warehouse.FetchedAt) + "))")
 	return b.String()
 }
 

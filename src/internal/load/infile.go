@@ -1,0 +1,523 @@
+package load
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
+)
+
+// The LOAD DATA path (PathInfile). The file is read in chunks; each chunk is
+// converted and checked as the upsert path does (a bad value is the same
+// ContentError), then written as the server's tab-separated text. For each
+// chunk, in the transaction:
+//
+//  1. one query lists which of its keys the table holds;
+//  2. the rows with new keys go straight into the table with LOAD DATA
+//     LOCAL INFILE: an insert, the cheapest write there is;
+//  3. the rows with existing keys (of a versioned table; a link table's
+//     existing rows change nothing) go to a temporary staging table with
+//     LOAD DATA LOCAL INFILE.
+//
+// At the end one INSERT ... SELECT from the staging table applies them by
+// the upsert's rules (warehousedb.ApplyStagedSQL). The rows are sent
+// through the driver's reader handler (mysql.RegisterReaderHandler): nothing
+// is written to local disk.
+//
+// LOCAL skips a row whose key exists instead of failing; a row can only
+// exist when another transaction inserted its key after step 1 (the first
+// loader of a key wins the race). The count of rows inserted then falls
+// short, and the transaction is rerun like one that hit a deadlock: on the
+// rerun step 1 sees the key.
+
+// Defaults of the LOAD DATA path.
+const (
+	DefaultChunkRows  = 8192    // rows per chunk: per existing-keys query and LOAD DATA
+	DefaultChunkBytes = 4 << 20 // text per chunk (two chunks are in memory at a time)
+)
+
+// refusalTTL is how long a server's refusal of LOAD DATA LOCAL is believed
+// before it is tried again (a parameter group may change meanwhile).
+const refusalTTL = 10 * time.Minute
+
+// errConcurrentInsert means another transaction inserted a key of the file
+// between the existing-keys query and the insert: rerun.
+var errConcurrentInsert = errors.New("another transaction inserted rows of this file meanwhile")
+
+// refusedError is the server's refusal of LOAD DATA LOCAL or of the staging
+// table: the load runs again on the upsert path.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return "LOAD DATA LOCAL refused: " + e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// infileState is what a Loader knows of a database's LOAD DATA LOCAL.
+type infileState struct {
+	refused string // why the server refuses it; "" when it does not
+	at      time.Time
+}
+
+// choosePath returns the path of the next attempt and, when the Loader
+// chose the upsert path itself, why.
+func (l *Loader) choosePath(ctx context.Context, db *sql.DB, t warehouse.Table) (Path, string) {
+	if l.Path != PathAuto {
+		return l.Path, ""
+	}
+	if !infileTable(t) {
+		return PathUpsert, "the table's key is not made of integers"
+	}
+	l.mu.Lock()
+	st, known := l.infile[db]
+	l.mu.Unlock()
+	if known && time.Since(st.at) < refusalTTL {
+		if st.refused != "" {
+			return PathUpsert, st.refused
+		}
+		return PathInfile, ""
+	}
+	// The server's setting; a refusal it did not announce is caught when
+	// the first LOAD DATA fails (refusedError).
+	var on sql.NullInt64
+	reason := ""
+	if err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.local_infile").Scan(&on); err == nil && on.Valid && on.Int64 == 0 {
+		reason = "the server's local_infile is OFF"
+	}
+	l.remember(db, reason)
+	if reason != "" {
+		return PathUpsert, reason
+	}
+	return PathInfile, ""
+}
+
+func (l *Loader) remember(db *sql.DB, refused string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.infile == nil {
+		l.infile = map[*sql.DB]infileState{}
+	}
+	l.infile[db] = infileState{refused: refused, at: time.Now()}
+}
+
+// infileTable reports whether t's rows can take the LOAD DATA path: its key
+// columns are integers, compared in Go exactly as the server compares them.
+func infileTable(t warehouse.Table) bool {
+	for _, k := range t.Key {
+		for _, c := range t.Columns {
+			if c.Name == k && c.Kind != warehouse.Int {
+				return false
+			}
+		}
+	}
+	return len(t.Key) > 0
+}
+
+// refusal reports whether err is the server refusing LOAD DATA LOCAL (or a
+// temporary staging table), which no retry changes.
+func refusal(err error) bool {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case 1148, // ER_NOT_ALLOWED_COMMAND: local_infile OFF (MariaDB, MySQL 5.7)
+		3948, // ER_CLIENT_LOCAL_FILES_DISABLED: local_infile OFF (MySQL 8)
+		1044, // ER_DBACCESS_DENIED_ERROR: no CREATE TEMPORARY TABLES privilege
+		1142, // ER_TABLEACCESS_DENIED_ERROR
+		1787: // ER_GTID_UNSAFE_CREATE_DROP_TEMPORARY_TABLE_IN_TRANSACTION
+		return true
+	case 1105: // the local engine's words for local_infile OFF
+		return strings.Contains(me.Message, "local_infile")
+	}
+	return false
+}
+
+// readerSeq names the reader handlers of this process uniquely.
+var (
+	readerSeq    atomic.Uint64
+	readerPrefix = func() string {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		return "rickmorty-load-" + hex.EncodeToString(b) + "-"
+	}()
+)
+
+// chunk is one chunk of the file: its rows as tab-separated text.
+type chunk struct {
+	text  []byte
+	rows  []chunkRow
+	read  int64
+	first int // first and last line
+	last  int
+	err   error // a ContentError or a read error: the producer stopped here
+}
+
+type chunkRow struct {
+	line       int
+	key        string // the key's values, comma separated
+	head       int64  // the first key column's value
+	start, end int    // the row's text (with its newline) in chunk.text
+}
+
+// infileLoader runs the LOAD DATA path of one attempt.
+type infileLoader struct {
+	table    warehouse.Table
+	obj      ObjectRef
+	now      time.Time
+	loaded   []byte // the load time, as text
+	maxRows  int
+	maxBytes int
+	keyPos   []int    // per column, its position in the key, or -1
+	keyVals  []int64  // the current record's key, in key order
+	last     []string // per DateTime or Date column, the last text that passed
+	staged   bool     // the staging table exists
+
+	afterBatch func(obj ObjectRef, n int)
+
+	// per chunk, reused
+	lastOf   map[string]int
+	existing map[string]bool
+	heads    []any
+	fresh    []byte
+	stage    []byte
+}
+
+func newInfileLoader(t warehouse.Table, l *Loader, now time.Time, obj ObjectRef) *infileLoader {
+	f := &infileLoader{table: t, obj: obj, now: now,
+		loaded:   []byte(now.UTC().Format("2006-01-02 15:04:05.000000")),
+		maxRows:  cmp.Or(l.BatchRows, DefaultChunkRows),
+		maxBytes: cmp.Or(l.BatchBytes, DefaultChunkBytes),
+		keyPos:   make([]int, len(t.Columns)),
+		keyVals:  make([]int64, len(t.Key)),
+		last:     make([]string, len(t.Columns)),
+		lastOf:   map[string]int{}, existing: map[string]bool{},
+		afterBatch: l.afterBatch,
+	}
+	for i, c := range t.Columns {
+		f.keyPos[i] = -1
+		for j, k := range t.Key {
+			if c.Name == k {
+				f.keyPos[i] = j
+			}
+		}
+	}
+	return f
+}
+
+// run applies every record of cr in tx and returns how many it read.
+func (f *infileLoader) run(ctx context.Context, tx *sql.Tx, cr *tablecsv.Reader) (total int64, err error) {
+	defer func() {
+		if err != nil && f.staged {
+			_, _ = tx.ExecContext(context.WithoutCancel(ctx), warehousedb.DropStagingSQL(f.table))
+		}
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	free := make(chan *chunk, 2)
+	free <- &chunk{}
+	free <- &chunk{}
+	ready := make(chan *chunk, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ready)
+		f.produce(ctx, cr, free, ready)
+	}()
+	// The producer reads the object: it must be gone before a retry rereads it.
+	defer func() { cancel(); <-done }()
+	n := 0
+	for c := range ready {
+		if c.err != nil {
+			return total, c.err
+		}
+		if err := f.apply(ctx, tx, c); err != nil {
+			return total, err
+		}
+		n++
+		if f.afterBatch != nil {
+			f.afterBatch(f.obj, n)
+		}
+		total += c.read
+		free <- c
+	}
+	if err := ctx.Err(); err != nil {
+		return total, err
+	}
+	if f.staged {
+		if _, err := tx.ExecContext(ctx, warehousedb.ApplyStagedSQL(f.table), f.now); err != nil {
+			return total, f.dbError(err, 0, 0)
+		}
+		if _, err := tx.ExecContext(ctx, warehousedb.DropStagingSQL(f.table)); err != nil {
+			return total, fmt.Errorf("loading %s: dropping the staging table: %w", f.obj, err)
+		}
+		f.staged = false
+	}
+	return total, nil
+}
+
+// produce fills chunks from cr until EOF, an error, or ctx is done.
+func (f *infileLoader) produce(ctx context.Context, cr *tablecsv.Reader, free <-chan *chunk, ready chan<- *chunk) {
+	for {
+		var c *chunk
+		select {
+		case c = <-free:
+		case <-ctx.Done():
+			return
+		}
+		c.text, c.rows, c.read, c.err = c.text[:0], c.rows[:0], 0, nil
+		eof := false
+		for len(c.rows) < f.maxRows && len(c.text) < f.maxBytes {
+			rec, err := cr.Read()
+			if err == io.EOF {
+				eof = true
+				break
+			}
+			var pe *tablecsv.ParseError
+			switch {
+			case err == nil:
+				err = f.add(c, rec, cr.Line())
+			case errors.As(err, &pe):
+				err = &ContentError{Object: f.obj.String(), Line: pe.Line, Err: pe.Err}
+			default: // the object could not be read (S3): transient
+				err = fmt.Errorf("loading %s: reading: %w", f.obj, err)
+			}
+			if err != nil {
+				c.err = err
+				select {
+				case ready <- c:
+				case <-ctx.Done():
+				}
+				return
+			}
+		}
+		if c.read > 0 {
+			c.first, c.last = c.rows[0].line, c.rows[len(c.rows)-1].line
+			select {
+			case ready <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if eof {
+			return
+		}
+	}
+}
+
+// add checks one record and appends it to the chunk as text.
+func (f *infileLoader) add(c *chunk, rec []tablecsv.Field, line int) error {
+	start := len(c.text)
+	for i, col := range f.table.Columns {
+		if i > 0 {
+			c.text = append(c.text, '\t')
+		}
+		fl := rec[i]
+		if fl.Null {
+			if !col.Nullable {
+				c.text = c.text[:start]
+				return f.bad(line, col.Name, errors.New("NULL in a NOT NULL column"))
+			}
+			c.text = append(c.text, `\N`...)
+			continue
+		}
+		switch col.Kind {
+		case warehouse.DateTime, warehouse.Date:
+			if f.last[i] != fl.Value || fl.Value == "" {
+				if _, err := convert(col.Kind, fl.Value); err != nil {
+					c.text = c.text[:start]
+					return f.bad(line, col.Name, err)
+				}
+				f.last[i] = fl.Value
+			}
+			if col.Kind == warehouse.DateTime {
+				c.text = appendDateTime(c.text, fl.Value)
+			} else {
+				c.text = append(c.text, fl.Value...)
+			}
+		case warehouse.Int:
+			v, err := convert(col.Kind, fl.Value)
+			if err != nil {
+				c.text = c.text[:start]
+				return f.bad(line, col.Name, err)
+			}
+			n := v.(int64)
+			c.text = strconv.AppendInt(c.text, n, 10)
+			if p := f.keyPos[i]; p >= 0 {
+				f.keyVals[p] = n
+			}
+		default:
+			if _, err := convert(col.Kind, fl.Value); err != nil {
+				c.text = c.text[:start]
+				return f.bad(line, col.Name, err)
+			}
+			c.text = appendEscaped(c.text, fl.Value)
+		}
+	}
+	c.text = append(c.text, '\t')
+	c.text = append(c.text, f.loaded...)
+	c.text = append(c.text, '\n')
+	c.rows = append(c.rows, chunkRow{line: line, key: keyText(f.keyVals), head: f.keyVals[0], start: start, end: len(c.text)})
+	c.read++
+	return nil
+}
+
+// keyText writes a key's values, comma separated.
+func keyText(vals []int64) string {
+	var b []byte
+	for i, v := range vals {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, v, 10)
+	}
+	return string(b)
+}
+
+func (f *infileLoader) bad(line int, column string, err error) error {
+	return &ContentError{Object: f.obj.String(), Line: line, Column: column, Err: err}
+}
+
+// appendDateTime appends a datetime in the CSV layout
+// (2006-01-02T15:04:05.000Z, already checked) as the server reads it.
+func appendDateTime(b []byte, s string) []byte {
+	if len(s) == len(warehouse.TimeLayout) && s[10] == 'T' && s[len(s)-1] == 'Z' {
+		b = append(b, s[:10]...)
+		b = append(b, ' ')
+		return append(b, s[11:len(s)-1]...)
+	}
+	t, _ := time.Parse(warehouse.TimeLayout, s)
+	return t.AppendFormat(b, "2006-01-02 15:04:05.000")
+}
+
+// appendEscaped appends text with the server's backslash escapes.
+func appendEscaped(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case 0:
+			b = append(b, '\\', '0')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// apply sends one chunk: new keys into the table, existing keys to staging.
+func (f *infileLoader) apply(ctx context.Context, tx *sql.Tx, c *chunk) error {
+	clear(f.lastOf)
+	clear(f.existing)
+	f.heads = f.heads[:0]
+	seen := map[int64]bool{}
+	for i, r := range c.rows {
+		f.lastOf[r.key] = i // a key repeated in the chunk keeps its last row
+		if !seen[r.head] {
+			seen[r.head] = true
+			f.heads = append(f.heads, r.head)
+		}
+	}
+	rows, err := tx.QueryContext(ctx, warehousedb.ExistingKeysSQL(f.table, len(f.heads)), f.heads...)
+	if err != nil {
+		return f.dbError(err, c.first, c.last)
+	}
+	keys := make([]int64, len(f.keyVals))
+	ptrs := make([]any, len(keys))
+	for i := range keys {
+		ptrs[i] = &keys[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			rows.Close()
+			return f.dbError(err, c.first, c.last)
+		}
+		f.existing[keyText(keys)] = true
+	}
+	if err := rows.Close(); err != nil {
+		return f.dbError(err, c.first, c.last)
+	}
+	if err := rows.Err(); err != nil {
+		return f.dbError(err, c.first, c.last)
+	}
+
+	f.fresh, f.stage = f.fresh[:0], f.stage[:0]
+	fresh := 0
+	for i, r := range c.rows {
+		switch {
+		case f.lastOf[r.key] != i:
+		case !f.existing[r.key]:
+			f.fresh = append(f.fresh, c.text[r.start:r.end]...)
+			fresh++
+		case f.table.Versioned:
+			f.stage = append(f.stage, c.text[r.start:r.end]...)
+		}
+	}
+	if fresh > 0 {
+		n, err := f.loadData(ctx, tx, f.fresh, false)
+		if err != nil {
+			return f.dbError(err, c.first, c.last)
+		}
+		if n != int64(fresh) {
+			return fmt.Errorf("loading %s lines %d-%d into %s: %d of %d new rows inserted: %w", f.obj, c.first, c.last, f.table.Name, n, fresh, errConcurrentInsert)
+		}
+	}
+	if len(f.stage) > 0 {
+		if !f.staged {
+			for _, stmt := range warehousedb.StagingDDL(f.table) {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return f.dbError(err, c.first, c.last)
+				}
+			}
+			f.staged = true
+		}
+		if _, err := f.loadData(ctx, tx, f.stage, true); err != nil {
+			return f.dbError(err, c.first, c.last)
+		}
+	}
+	return nil
+}
+
+// loadData sends text with LOAD DATA LOCAL INFILE through a reader handler
+// registered for this statement, and returns the rows affected.
+func (f *infileLoader) loadData(ctx context.Context, tx *sql.Tx, text []byte, staged bool) (int64, error) {
+	name := readerPrefix + strconv.FormatUint(readerSeq.Add(1), 10)
+	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(text) })
+	defer mysql.DeregisterReaderHandler(name)
+	res, err := tx.ExecContext(ctx, warehousedb.LoadDataSQL(f.table, "Reader::"+name, staged))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// dbError classifies a database error of the chunk of lines first-last.
+func (f *infileLoader) dbError(err error, first, last int) error {
+	switch {
+	case refusal(err):
+		return &refusedError{err: err}
+	case dataError(err):
+		return &ContentError{Object: f.obj.String(), Line: first, LastLine: last, Err: fmt.Errorf("rejected by the database: %w", err)}
+	case first == 0:
+		return fmt.Errorf("loading %s into %s: applying the staged rows: %w", f.obj, f.table.Name, err)
+	}
+	return fmt.Errorf("loading %s lines %d-%d into %s: %w", f.obj, first, last, f.table.Name, err)
+}
