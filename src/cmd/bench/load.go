@@ -26,11 +26,13 @@ import (
 
 // benchLoad loads a generated characters CSV (1,000,000 rows; BENCH_LOAD_ROWS
 // to change) into a fresh database through load.Apply, the Load function's
-// path, and the same file into an identical empty table with LOAD DATA LOCAL
-// INFILE through the mariadb client, the floor. It checks that both tables
-// hold the same data and reports rows/s of both (best of BENCH_LOAD_ROUNDS,
-// default 2, alternating) and their ratio. BENCH_LOAD_BATCH sets the rows per
-// statement (default load.DefaultBatchRows).
+// path (LOAD DATA LOCAL INFILE through the driver's reader handler, as
+// MariaDB allows it), then again forced onto the fallback path (multi-row
+// upserts, what runs where local_infile is refused), and the same file into
+// an identical empty table with LOAD DATA LOCAL INFILE through the mariadb
+// client, the floor. It checks that the tables hold the same data and
+// reports rows/s of each (best of BENCH_LOAD_ROUNDS, default 2, alternating)
+// against the floor. BENCH_LOAD_BATCH sets the rows per statement or chunk.
 func benchLoad(ctx context.Context, out io.Writer) ([]figure, error) {
 	rows := 1_000_000
 	if v := os.Getenv("BENCH_LOAD_ROWS"); v != "" {
@@ -48,13 +50,13 @@ func benchLoad(ctx context.Context, out io.Writer) ([]figure, error) {
 		}
 		rounds = n
 	}
-	var loader load.Loader
+	loader, fallback := &load.Loader{}, &load.Loader{Path: load.PathUpsert}
 	if v := os.Getenv("BENCH_LOAD_BATCH"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
 			return nil, fmt.Errorf("BENCH_LOAD_BATCH=%q is not a positive integer", v)
 		}
-		loader.BatchRows = n
+		loader.BatchRows, fallback.BatchRows = n, n
 	}
 	client, err := exec.LookPath("mariadb")
 	if err != nil {
@@ -75,38 +77,55 @@ func benchLoad(ctx context.Context, out io.Writer) ([]figure, error) {
 	// Alternate the two, best of rounds each, so that a burst of load from
 	// elsewhere on the machine does not decide the ratio.
 	table, _ := warehouse.Lookup(warehouse.Characters)
-	var best, bestFloor time.Duration
+	var best, bestFallback, bestFloor time.Duration
+	keepBest := func(b *time.Duration, took time.Duration) {
+		if *b == 0 || took < *b {
+			*b = took
+		}
+	}
+	var path load.Path
 	for round := 1; round <= rounds; round++ {
 		floor, took, err := timeLoadData(ctx, client, server, csvPath, table)
 		if err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(out, "load: round %d: LOAD DATA LOCAL INFILE %d rows in %s (%.0f rows/s)\n", round, rows, took.Round(time.Millisecond), float64(rows)/took.Seconds())
-		if bestFloor == 0 || took < bestFloor {
-			bestFloor = took
+		keepBest(&bestFloor, took)
+		for _, l := range []*load.Loader{loader, fallback} {
+			ours, took, res, err := timeApply(ctx, l, server, csvPath, table)
+			if err != nil {
+				floor.drop()
+				return nil, err
+			}
+			fmt.Fprintf(out, "load: round %d: load.Apply (%s path) %d rows in %s (%.0f rows/s, %d attempt(s))\n", round, res.Path, res.Rows, took.Round(time.Millisecond), float64(rows)/took.Seconds(), res.Attempts)
+			if l == loader {
+				keepBest(&best, took)
+				path = res.Path
+				if res.Fallback != "" {
+					fmt.Fprintf(out, "load: the Load path fell back to upserts: %s\n", res.Fallback)
+				}
+			} else {
+				keepBest(&bestFallback, took)
+			}
+			err = sameData(ctx, out, ours, floor, table, rows, round == rounds)
+			ours.drop()
+			if err != nil {
+				floor.drop()
+				return nil, err
+			}
 		}
-		ours, took, res, err := timeApply(ctx, &loader, server, csvPath, table)
-		if err != nil {
-			floor.drop()
-			return nil, err
-		}
-		fmt.Fprintf(out, "load: round %d: load.Apply %d rows in %s (%.0f rows/s, %d attempt(s))\n", round, res.Rows, took.Round(time.Millisecond), float64(rows)/took.Seconds(), res.Attempts)
-		if best == 0 || took < best {
-			best = took
-		}
-		err = sameData(ctx, out, ours, floor, table, rows, round == rounds)
-		ours.drop()
 		floor.drop()
-		if err != nil {
-			return nil, err
-		}
 	}
-	ourRate, floorRate := float64(rows)/best.Seconds(), float64(rows)/bestFloor.Seconds()
-	ratio := ourRate / floorRate
+	floorRate := float64(rows) / bestFloor.Seconds()
+	ourRate, fallbackRate := float64(rows)/best.Seconds(), float64(rows)/bestFallback.Seconds()
 	return []figure{{
-		Section: "load", Name: fmt.Sprintf("load.Apply, %d-row characters CSV", rows),
+		Section: "load", Name: fmt.Sprintf("load.Apply (%s path), %d-row characters CSV", path, rows),
 		Value: ourRate, Unit: "rows/s", Baseline: floorRate, BaseName: "LOAD DATA LOCAL INFILE",
-		Ratio: ratio, Target: ">= 0.7x", Met: met(ratio >= 0.7),
+		Ratio: ourRate / floorRate, Target: ">= 1.0x", Met: met(ourRate/floorRate >= 1.0),
+	}, {
+		Section: "load", Name: fmt.Sprintf("load.Apply (%s path, where local_infile is refused), %d rows", load.PathUpsert, rows),
+		Value: fallbackRate, Unit: "rows/s", Baseline: floorRate, BaseName: "LOAD DATA LOCAL INFILE",
+		Ratio: fallbackRate / floorRate,
 	}}, nil
 }
 
@@ -184,7 +203,7 @@ func sameData(ctx context.Context, out io.Writer, a, b *benchDB, table warehouse
 	if sa != sb || na != nb || na != int64(rows) {
 		return fmt.Errorf("the two tables differ: load.Apply %d rows sha256 %s, LOAD DATA %d rows sha256 %s", na, sa[:12], nb, sb[:12])
 	}
-	fmt.Fprintf(out, "load: both tables hold the same %d rows (sha256 %s)\n", na, sa[:12])
+	fmt.Fprintf(out, "load: load.Apply's table holds the same %d rows as LOAD DATA's (sha256 %s)\n", na, sa[:12])
 	return nil
 }
 

@@ -39,13 +39,15 @@ func sections() []section {
 		{"crawl", benchCrawl},
 		{"transform", benchTransform},
 		{"load", benchLoad},
+		{"run", benchRun},
+		{"scale", benchScale},
 		{"export", benchExport},
 		{"binaries", benchBinaries},
 	}
 }
 
 func main() {
-	only := flag.String("only", "", "comma-separated sections to run (crawl,transform,load,export,binaries)")
+	only := flag.String("only", "", "comma-separated sections to run (crawl,transform,load,run,scale,export,binaries)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

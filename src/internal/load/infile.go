@@ -47,8 +47,8 @@ import (
 
 // Defaults of the LOAD DATA path.
 const (
-	DefaultChunkRows  = 8192    // rows per chunk: per existing-keys query and LOAD DATA
-	DefaultChunkBytes = 4 << 20 // text per chunk (two chunks are in memory at a time)
+	DefaultChunkRows  = 65536    // rows per chunk: per existing-keys query and LOAD DATA
+	DefaultChunkBytes = 16 << 20 // text per chunk (two chunks are in memory at a time)
 )
 
 // refusalTTL is how long a server's refusal of LOAD DATA LOCAL is believed
@@ -123,7 +123,7 @@ func infileTable(t warehouse.Table) bool {
 			}
 		}
 	}
-	return len(t.Key) > 0
+	return len(t.Key) > 0 && len(t.Key) <= maxKeyColumns
 }
 
 // refusal reports whether err is the server refusing LOAD DATA LOCAL (or a
@@ -136,6 +136,7 @@ func refusal(err error) bool {
 	switch me.Number {
 	case 1148, // ER_NOT_ALLOWED_COMMAND: local_infile OFF (MariaDB, MySQL 5.7)
 		3948, // ER_CLIENT_LOCAL_FILES_DISABLED: local_infile OFF (MySQL 8)
+		4166, // ER_LOAD_INFILE_CAPABILITY_DISABLED: local_infile OFF (MariaDB 10.5+)
 		1044, // ER_DBACCESS_DENIED_ERROR: no CREATE TEMPORARY TABLES privilege
 		1142, // ER_TABLEACCESS_DENIED_ERROR
 		1787: // ER_GTID_UNSAFE_CREATE_DROP_TEMPORARY_TABLE_IN_TRANSACTION
@@ -168,10 +169,15 @@ type chunk struct {
 
 type chunkRow struct {
 	line       int
-	key        string // the key's values, comma separated
-	head       int64  // the first key column's value
+	key        rowKey // the key's values, in key order
 	start, end int    // the row's text (with its newline) in chunk.text
 }
+
+// maxKeyColumns bounds the key columns of a table on the LOAD DATA path.
+const maxKeyColumns = 4
+
+// rowKey is a key's values (integers), in key order.
+type rowKey [maxKeyColumns]int64
 
 // infileLoader runs the LOAD DATA path of one attempt.
 type infileLoader struct {
@@ -182,15 +188,17 @@ type infileLoader struct {
 	maxRows  int
 	maxBytes int
 	keyPos   []int    // per column, its position in the key, or -1
-	keyVals  []int64  // the current record's key, in key order
+	keyVals  rowKey   // the current record's key
 	last     []string // per DateTime or Date column, the last text that passed
 	staged   bool     // the staging table exists
 
 	afterBatch func(obj ObjectRef, n int)
+	afterProbe func(obj ObjectRef, n int)
+	chunks     int
 
 	// per chunk, reused
-	lastOf   map[string]int
-	existing map[string]bool
+	lastOf   map[rowKey]int
+	existing map[rowKey]bool
 	heads    []any
 	fresh    []byte
 	stage    []byte
@@ -202,10 +210,9 @@ func newInfileLoader(t warehouse.Table, l *Loader, now time.Time, obj ObjectRef)
 		maxRows:  cmp.Or(l.BatchRows, DefaultChunkRows),
 		maxBytes: cmp.Or(l.BatchBytes, DefaultChunkBytes),
 		keyPos:   make([]int, len(t.Columns)),
-		keyVals:  make([]int64, len(t.Key)),
 		last:     make([]string, len(t.Columns)),
-		lastOf:   map[string]int{}, existing: map[string]bool{},
-		afterBatch: l.afterBatch,
+		lastOf:   map[rowKey]int{}, existing: map[rowKey]bool{},
+		afterBatch: l.afterBatch, afterProbe: l.afterProbe,
 	}
 	for i, c := range t.Columns {
 		f.keyPos[i] = -1
@@ -334,34 +341,41 @@ func (f *infileLoader) add(c *chunk, rec []tablecsv.Field, line int) error {
 			continue
 		}
 		switch col.Kind {
-		case warehouse.DateTime, warehouse.Date:
-			if f.last[i] != fl.Value || fl.Value == "" {
+		case warehouse.DateTime:
+			if f.last[i] != fl.Value && !validDateTime(fl.Value) {
+				if _, err := convert(col.Kind, fl.Value); err != nil {
+					c.text = c.text[:start]
+					return f.bad(line, col.Name, err)
+				}
+			}
+			f.last[i] = fl.Value
+			c.text = appendDateTime(c.text, fl.Value)
+		case warehouse.Date:
+			if f.last[i] != fl.Value {
 				if _, err := convert(col.Kind, fl.Value); err != nil {
 					c.text = c.text[:start]
 					return f.bad(line, col.Name, err)
 				}
 				f.last[i] = fl.Value
 			}
-			if col.Kind == warehouse.DateTime {
-				c.text = appendDateTime(c.text, fl.Value)
-			} else {
-				c.text = append(c.text, fl.Value...)
-			}
+			c.text = append(c.text, fl.Value...)
 		case warehouse.Int:
-			v, err := convert(col.Kind, fl.Value)
+			n, err := strconv.ParseInt(fl.Value, 10, 32)
 			if err != nil {
+				_, err = convert(col.Kind, fl.Value) // its words
 				c.text = c.text[:start]
 				return f.bad(line, col.Name, err)
 			}
-			n := v.(int64)
 			c.text = strconv.AppendInt(c.text, n, 10)
 			if p := f.keyPos[i]; p >= 0 {
 				f.keyVals[p] = n
 			}
 		default:
-			if _, err := convert(col.Kind, fl.Value); err != nil {
-				c.text = c.text[:start]
-				return f.bad(line, col.Name, err)
+			if len(fl.Value) > warehouse.TextMaxChars {
+				if _, err := convert(col.Kind, fl.Value); err != nil {
+					c.text = c.text[:start]
+					return f.bad(line, col.Name, err)
+				}
 			}
 			c.text = appendEscaped(c.text, fl.Value)
 		}
@@ -369,21 +383,34 @@ func (f *infileLoader) add(c *chunk, rec []tablecsv.Field, line int) error {
 	c.text = append(c.text, '\t')
 	c.text = append(c.text, f.loaded...)
 	c.text = append(c.text, '\n')
-	c.rows = append(c.rows, chunkRow{line: line, key: keyText(f.keyVals), head: f.keyVals[0], start: start, end: len(c.text)})
+	c.rows = append(c.rows, chunkRow{line: line, key: f.keyVals, start: start, end: len(c.text)})
 	c.read++
 	return nil
 }
 
-// keyText writes a key's values, comma separated.
-func keyText(vals []int64) string {
-	var b []byte
-	for i, v := range vals {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, v, 10)
+// validDateTime reports whether s is a valid datetime in the CSV layout
+// (2006-01-02T15:04:05.000Z), year 1000 or later: what convert accepts,
+// checked without parsing.
+func validDateTime(s string) bool {
+	if len(s) != len(warehouse.TimeLayout) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != '.' || s[23] != 'Z' {
+		return false
 	}
-	return string(b)
+	num := func(from, to int) int {
+		n := 0
+		for _, c := range []byte(s[from:to]) {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	y, mo, d := num(0, 4), num(5, 7), num(8, 10)
+	h, mi, sec, ms := num(11, 13), num(14, 16), num(17, 19), num(20, 23)
+	if y < 1000 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 || ms < 0 {
+		return false
+	}
+	return d <= time.Date(y, time.Month(mo)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 func (f *infileLoader) bad(line int, column string, err error) error {
@@ -404,6 +431,16 @@ func appendDateTime(b []byte, s string) []byte {
 
 // appendEscaped appends text with the server's backslash escapes.
 func appendEscaped(b []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		switch s[i] {
+		case '\\', '\t', '\n', '\r', 0:
+			plain = false
+		}
+	}
+	if plain {
+		return append(b, s...)
+	}
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\\':
@@ -429,28 +466,36 @@ func (f *infileLoader) apply(ctx context.Context, tx *sql.Tx, c *chunk) error {
 	clear(f.existing)
 	f.heads = f.heads[:0]
 	seen := map[int64]bool{}
+	lo, hi := c.rows[0].key[0], c.rows[0].key[0]
 	for i, r := range c.rows {
 		f.lastOf[r.key] = i // a key repeated in the chunk keeps its last row
-		if !seen[r.head] {
-			seen[r.head] = true
-			f.heads = append(f.heads, r.head)
+		if h := r.key[0]; !seen[h] {
+			seen[h] = true
+			f.heads = append(f.heads, h)
+			lo, hi = min(lo, h), max(hi, h)
 		}
 	}
-	rows, err := tx.QueryContext(ctx, warehousedb.ExistingKeysSQL(f.table, len(f.heads)), f.heads...)
+	// Keys close together (a page, a sorted file) are listed with one range
+	// read; scattered ones by value.
+	q, args := warehousedb.ExistingKeysSQL(f.table, len(f.heads)), f.heads
+	if hi-lo < 2*int64(len(f.heads)) {
+		q, args = warehousedb.ExistingKeysSQL(f.table, 0), []any{lo, hi}
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return f.dbError(err, c.first, c.last)
 	}
-	keys := make([]int64, len(f.keyVals))
-	ptrs := make([]any, len(keys))
-	for i := range keys {
-		ptrs[i] = &keys[i]
+	var key rowKey
+	ptrs := make([]any, len(f.table.Key))
+	for i := range ptrs {
+		ptrs[i] = &key[i]
 	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			rows.Close()
 			return f.dbError(err, c.first, c.last)
 		}
-		f.existing[keyText(keys)] = true
+		f.existing[key] = true
 	}
 	if err := rows.Close(); err != nil {
 		return f.dbError(err, c.first, c.last)
@@ -458,21 +503,29 @@ func (f *infileLoader) apply(ctx context.Context, tx *sql.Tx, c *chunk) error {
 	if err := rows.Err(); err != nil {
 		return f.dbError(err, c.first, c.last)
 	}
+	if f.chunks++; f.afterProbe != nil {
+		f.afterProbe(f.obj, f.chunks)
+	}
 
 	f.fresh, f.stage = f.fresh[:0], f.stage[:0]
-	fresh := 0
-	for i, r := range c.rows {
-		switch {
-		case f.lastOf[r.key] != i:
-		case !f.existing[r.key]:
-			f.fresh = append(f.fresh, c.text[r.start:r.end]...)
-			fresh++
-		case f.table.Versioned:
-			f.stage = append(f.stage, c.text[r.start:r.end]...)
+	send, fresh := f.fresh, 0
+	if len(f.existing) == 0 && len(f.lastOf) == len(c.rows) {
+		send, fresh = c.text, len(c.rows) // every row new (the usual first load): no copy
+	} else {
+		for i, r := range c.rows {
+			switch {
+			case f.lastOf[r.key] != i:
+			case !f.existing[r.key]:
+				f.fresh = append(f.fresh, c.text[r.start:r.end]...)
+				fresh++
+			case f.table.Versioned:
+				f.stage = append(f.stage, c.text[r.start:r.end]...)
+			}
 		}
+		send = f.fresh
 	}
 	if fresh > 0 {
-		n, err := f.loadData(ctx, tx, f.fresh, false)
+		n, err := f.loadData(ctx, tx, send, false)
 		if err != nil {
 			return f.dbError(err, c.first, c.last)
 		}

@@ -1,10 +1,14 @@
 // Package load applies one processed CSV to its warehouse table: the whole
-// file in one transaction, in multi-row upserts, recorded in the load log in
-// the same transaction so that a redelivery of the same object is skipped.
+// file in one transaction, recorded in the load log in the same transaction
+// so that a redelivery of the same object is skipped.
 //
-// Applying is idempotent and order-independent: the upsert only lets data
-// fetched later overwrite data fetched earlier, and sets modifiedDate only
-// when a value actually changes (see warehousedb.UpsertSQL).
+// The rows go to the server one of two ways (Path): streamed with LOAD DATA
+// LOCAL INFILE where the server allows it (new keys inserted, existing keys
+// staged and applied by one INSERT ... SELECT; see infile.go), else in
+// multi-row upserts. Both apply the same rules, so applying is idempotent and
+// order-independent either way: data fetched later overwrites data fetched
+// earlier, never the reverse, and modifiedDate moves only when a value
+// actually changes (see warehousedb.UpsertSQL).
 package load
 
 import (
@@ -137,6 +141,7 @@ type Loader struct {
 
 	onRetry    func(attempt int, err error) // tests: called before each rerun
 	afterBatch func(obj ObjectRef, n int)   // tests: called after the n-th statement or chunk of a transaction (from 1)
+	afterProbe func(obj ObjectRef, n int)   // tests: called after the n-th chunk's existing-keys query (PathInfile)
 
 	mu     sync.Mutex
 	infile map[*sql.DB]infileState

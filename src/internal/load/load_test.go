@@ -281,6 +281,7 @@ func testEmptyStringNullAndUnicode(t *testing.T, path Path) {
 	body := csvBody(t, ch.Header(),
 		row("1", "", `\N`, "’ ζ Á"),
 		row("2", `"\N" literal`, "0", "Ζήτα, \"quoted\"\nline 2"),
+		row("3", `C:\path\N`, "7", "tab\there, back\\slash, CR\r\nLF, NUL\x00."),
 	)
 	// a literal `\N` text, written quoted by tablecsv
 	body = bytes.Replace(body, []byte(`"""\N"" literal"`), []byte(`"\N"`), 1)
@@ -295,6 +296,7 @@ func testEmptyStringNullAndUnicode(t *testing.T, path Path) {
 	want := []got{
 		{"’ ζ Á", "", "", sql.NullInt64{}, sql.NullInt64{}},
 		{"Ζήτα, \"quoted\"\nline 2", `\N`, "", sql.NullInt64{Int64: 0, Valid: true}, sql.NullInt64{}},
+		{"tab\there, back\\slash, CR\r\nLF, NUL\x00.", `C:\path\N`, "", sql.NullInt64{Int64: 7, Valid: true}, sql.NullInt64{}},
 	}
 	rows, err := db.Query("SELECT name, type, location_name, origin_id, location_id FROM characters ORDER BY id")
 	if err != nil {

@@ -130,6 +130,8 @@ type Outcome struct {
 	Table     string        `json:"table,omitempty"`
 	Rows      int64         `json:"rows,omitempty"`
 	Attempts  int           `json:"attempts,omitempty"`
+	Path      load.Path     `json:"path,omitempty"`     // how the rows went to MySQL: LOAD DATA or upserts
+	Fallback  string        `json:"fallback,omitempty"` // why not LOAD DATA (the server refuses it)
 	Reason    string        `json:"reason,omitempty"`
 	Took      time.Duration `json:"took"`
 }
@@ -192,7 +194,10 @@ func (h *Handler) done(ctx context.Context, o Outcome) {
 	}
 	switch o.Status {
 	case Loaded:
-		attrs = append(attrs, "rows", o.Rows, "attempts", o.Attempts, "ms", o.Took.Milliseconds())
+		attrs = append(attrs, "rows", o.Rows, "attempts", o.Attempts, "path", string(o.Path), "ms", o.Took.Milliseconds())
+		if o.Fallback != "" {
+			attrs = append(attrs, "fallback", o.Fallback)
+		}
 	default:
 		attrs = append(attrs, "reason", o.Reason)
 	}
@@ -321,7 +326,7 @@ func (h *Handler) record(ctx context.Context, inv *invocation, r events.S3EventR
 		return again.Body, nil
 	}}
 	res, err := h.loader.Apply(lctx, db, table, body, obj)
-	o.Rows, o.Attempts = res.Rows, res.Attempts
+	o.Rows, o.Attempts, o.Path, o.Fallback = res.Rows, res.Attempts, res.Path, res.Fallback
 	switch {
 	case load.IsPermanent(err):
 		return h.quarantine(ctx, obj, table.Name, err, o)

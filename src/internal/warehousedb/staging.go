@@ -90,10 +90,14 @@ func ApplyStagedSQL(t warehouse.Table) string {
 }
 
 // ExistingKeysSQL returns the query that lists the keys of t's rows whose
-// first key column is one of n values.
+// first key column is one of n values; with n 0, between its two arguments
+// (one range read of the primary key, for keys that are close together).
 func ExistingKeysSQL(t warehouse.Table, n int) string {
-	return "SELECT " + quoteAll(t.Key) + " FROM " + Quote(t.Name) + " WHERE " + Quote(t.Key[0]) +
-		" IN (" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+	q := "SELECT " + quoteAll(t.Key) + " FROM " + Quote(t.Name) + " WHERE " + Quote(t.Key[0])
+	if n == 0 {
+		return q + " BETWEEN ? AND ?"
+	}
+	return q + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
 }
 
 func quoteAll(names []string) string {
