@@ -32,9 +32,9 @@ type globals struct {
 	dataDir  string
 	mysqlDSN string
 	json     bool
-	args     []string // positional arguments, for commands that take them
-	s3Addr   string   // listen address of the local S3 endpoint (empty: a free port)
-	dbAddr   string   // listen address of the embedded MySQL engine (empty: a free port)
+	args     []string  // positional arguments, for commands that take them
+	s3Addr   string    // listen address of the local S3 endpoint (empty: a free port)
+	dbAddr   string    // listen address of the embedded MySQL engine (empty: a free port)
 	stdin    io.Reader // for commands that read it (invoke --event -)
 	stdout   io.Writer
 	stderr   io.Writer
