@@ -12,7 +12,8 @@ import (
 )
 
 // TestSampleEvent runs events/transform-s3-put.json (what `sam local invoke`
-// uses) against MinIO, with a page at its URL-decoded key.
+// uses) against MinIO, with a page at its URL-decoded key (the first page of
+// characters, which `make run` leaves in the local stack).
 func TestSampleEvent(t *testing.T) {
 	b, err := os.ReadFile("../../../events/transform-s3-put.json")
 	if err != nil {
@@ -22,7 +23,7 @@ func TestSampleEvent(t *testing.T) {
 	if err := json.Unmarshal(b, &ev); err != nil {
 		t.Fatal(err)
 	}
-	const key = "raw/manual/rick and morty characters page 1.json"
+	const key = "raw/character/page-0001.json"
 	if got := ev.Records[0].S3.Object.URLDecodedKey; got != key {
 		t.Fatalf("URLDecodedKey = %q, want %q", got, key)
 	}
@@ -36,7 +37,7 @@ func TestSampleEvent(t *testing.T) {
 		"characters":         "character-page.characters.golden.csv",
 		"character_episodes": "character-page.character_episodes.golden.csv",
 	} {
-		pkey := "processed/" + table + "/manual/rick and morty characters page 1.csv"
+		pkey := "processed/" + table + "/character/page-0001.csv"
 		got, out := get(t, c, bucket, pkey)
 		if !bytes.Equal(got, golden(t, want)) {
 			t.Errorf("%s:\n%s\nwant the golden %s", pkey, got, want)
