@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
@@ -124,13 +125,13 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(folder, "raw", "character", "bad page.json"), []byte(`{"info":{"count":1,`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	report := filepath.Join(folder, "quarantine", "character", "bad page.json.error.json")
+	report := filepath.Join(folder, filepath.FromSlash(bucket.ReportKey("raw/character/bad page.json")))
 	eventually(t, "the malformed file quarantined", &stdout, func() bool { _, err := os.Stat(report); return err == nil })
 	var rep map[string]any
 	if b, err := os.ReadFile(report); err != nil || json.Unmarshal(b, &rep) != nil || !strings.Contains(string(b), "bad page.json") {
 		t.Errorf("error report %s: %v %s", report, err, b)
 	}
-	if _, err := os.Stat(filepath.Join(folder, "quarantine", "character", "bad page.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(folder, filepath.FromSlash(bucket.QuarantineKey("raw/character/bad page.json")))); err != nil {
 		t.Errorf("the malformed file is not kept in quarantine/: %v", err)
 	}
 
