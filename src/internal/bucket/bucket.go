@@ -76,7 +76,7 @@ type Info struct {
 	Metadata     map[string]string
 	// Headers stored with the object (Head fills them all, Get the type).
 	ContentType, ContentEncoding, ContentDisposition, ContentLanguage, CacheControl string
-	StorageClass                                                                   types.StorageClass
+	StorageClass                                                                    types.StorageClass
 }
 
 // Meta returns the user metadata called name, whatever its case (servers
