@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
@@ -94,10 +93,7 @@ func TestErrorMeanings(t *testing.T) {
 					t.Logf("the %s S3 accepts any credentials: access cannot be denied there", srv.Name)
 					return
 				}
-				cfg := testenv.S3Config()
-				cfg.Credentials = credentials.NewStaticCredentialsProvider("minioadmin", "wrong-secret", "")
-				cfg.RetryMaxAttempts = 1
-				denied := bucket.New(s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }), srv.Bucket)
+				denied := bucket.New(buckettest.Denied(), srv.Bucket)
 				_, _, err := denied.Get(ctx, "processed/characters/x.csv", bucket.Version{})
 				means(t, "get", err, bucket.ErrDenied, "x.csv")
 				_, err = denied.Head(ctx, "processed/characters/x.csv")

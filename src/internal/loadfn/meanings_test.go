@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket/buckettest"
@@ -58,11 +56,7 @@ func TestMissingBucketOrDeniedIsNeverGone(t *testing.T) {
 				t.Logf("the %s S3 accepts any credentials: access cannot be denied there", srv.Name)
 				return
 			}
-			cfg := testenv.S3Config()
-			cfg.Credentials = credentials.NewStaticCredentialsProvider("minioadmin", "wrong-secret", "")
-			cfg.RetryMaxAttempts = 1
-			denied := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
-			failed, o = handle(denied, srv.Bucket, msg)
+			failed, o = handle(buckettest.Denied(), srv.Bucket, msg)
 			if !failed || o.Status != Failed || !strings.Contains(o.Reason, "access denied") {
 				t.Errorf("access denied: failed=%v, outcome %+v; want the message failed", failed, o)
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -60,4 +61,13 @@ func EnableVersioning(t testing.TB, s Server) {
 	if err != nil {
 		t.Fatalf("enabling versioning on %s: %v", s.Name, err)
 	}
+}
+
+// Denied returns a client of MinIO whose requests are all refused (a wrong
+// secret key: 403), with no retries.
+func Denied() *s3.Client {
+	cfg := testenv.S3Config()
+	cfg.Credentials = credentials.NewStaticCredentialsProvider("minioadmin", "wrong-secret", "")
+	cfg.RetryMaxAttempts = 1
+	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 }
