@@ -53,10 +53,7 @@ func eventually(t *testing.T, what string, out *syncBuffer, cond func() bool) {
 // into the folder, flow into MySQL; a malformed file ends in quarantine/
 // with its report and the stack goes on; Ctrl-C stops it cleanly.
 func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
-	aws, err := exec.LookPath("aws")
-	if err != nil {
-		testenv.Unavailable(t, "the AWS CLI (Debian's awscli) is not installed")
-	}
+	aws := testenv.AWSCLI(t)
 	db, dsn := testenv.MySQL(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
