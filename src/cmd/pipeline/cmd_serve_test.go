@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
@@ -52,10 +53,7 @@ func eventually(t *testing.T, what string, out *syncBuffer, cond func() bool) {
 // into the folder, flow into MySQL; a malformed file ends in quarantine/
 // with its report and the stack goes on; Ctrl-C stops it cleanly.
 func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
-	aws, err := exec.LookPath("aws")
-	if err != nil {
-		testenv.Unavailable(t, "the AWS CLI (Debian's awscli) is not installed")
-	}
+	aws := testenv.AWSCLI(t)
 	db, dsn := testenv.MySQL(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -124,13 +122,13 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(folder, "raw", "character", "bad page.json"), []byte(`{"info":{"count":1,`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	report := filepath.Join(folder, "quarantine", "character", "bad page.json.error.json")
+	report := filepath.Join(folder, filepath.FromSlash(bucket.ReportKey("raw/character/bad page.json")))
 	eventually(t, "the malformed file quarantined", &stdout, func() bool { _, err := os.Stat(report); return err == nil })
 	var rep map[string]any
 	if b, err := os.ReadFile(report); err != nil || json.Unmarshal(b, &rep) != nil || !strings.Contains(string(b), "bad page.json") {
 		t.Errorf("error report %s: %v %s", report, err, b)
 	}
-	if _, err := os.Stat(filepath.Join(folder, "quarantine", "character", "bad page.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(folder, filepath.FromSlash(bucket.QuarantineKey("raw/character/bad page.json")))); err != nil {
 		t.Errorf("the malformed file is not kept in quarantine/: %v", err)
 	}
 
