@@ -11,11 +11,12 @@ const module = "github.com/dataeng/rickmorty-pipeline/src/"
 
 // localOnly are the packages that exist for the local CLI and the tests:
 // an S3 emulator, an embedded MySQL engine, a fake API, the food-delivery
-// seed, the local runner, the template parser, the Lambda emulator, the
-// web page, test support. No Lambda binary may link one.
+// seed, the local runner, the template parser, the Lambda emulator and its
+// bootstrap builder, the web page, test support. No Lambda binary may link
+// one.
 var localOnly = []string{
 	"internal/locals3", "internal/localmysql", "internal/fakeapi", "internal/fooddb", "internal/localrun",
-	"internal/samtemplate", "internal/lambdaemu", "internal/dashboard", "internal/reliability",
+	"internal/samtemplate", "internal/lambdaemu", "internal/lambdabuild", "internal/dashboard", "internal/reliability",
 	"internal/testenv", "internal/bucket/buckettest", "internal/load/loadtest", "internal/transform/transformtest",
 	"internal/secrets/secretstest",
 }

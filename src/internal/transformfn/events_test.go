@@ -28,7 +28,7 @@ func TestSampleEvent(t *testing.T) {
 		t.Fatalf("URLDecodedKey = %q, want %q", got, key)
 	}
 	h, c, bkt, outs := newHandler(t)
-	ev.Records[0].S3.Bucket.Name = bkt // the sample names a deployed bucket
+	ev.Records[0].S3.Bucket.Name = bkt // the sample names the local stack's bucket
 	put(t, c, bkt, key, golden(t, "character-page.json"), map[string]string{"fetched-at": goldenFetchedAt})
 	if err := h.Handle(context.Background(), ev); err != nil {
 		t.Fatalf("Handle: %v", err)
