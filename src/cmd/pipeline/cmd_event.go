@@ -20,6 +20,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/uuid"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/awsclient"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
@@ -251,7 +252,7 @@ func (o *eventOptions) sqsMessage(body, queueARN, region string) events.SQSMessa
 	sum := md5.Sum([]byte(body))
 	now := strconv.FormatInt(o.now().UnixMilli(), 10)
 	return events.SQSMessage{
-		MessageId: newUUID(), ReceiptHandle: base64.StdEncoding.EncodeToString(randomBytes(96)), Body: body, Md5OfBody: hex.EncodeToString(sum[:]),
+		MessageId: uuid.NewString(), ReceiptHandle: base64.StdEncoding.EncodeToString(randomBytes(96)), Body: body, Md5OfBody: hex.EncodeToString(sum[:]),
 		Attributes:        map[string]string{"ApproximateReceiveCount": "1", "SentTimestamp": now, "SenderId": s3SenderID, "ApproximateFirstReceiveTimestamp": now},
 		MessageAttributes: map[string]events.SQSMessageAttribute{}, EventSource: "aws:sqs", EventSourceARN: queueARN, AWSRegion: region,
 	}
@@ -285,7 +286,7 @@ func (o *eventOptions) schedule(tpl *samtemplate.Template) (events.EventBridgeEv
 		return events.EventBridgeEvent{}, fmt.Errorf("%s has no Schedule event in the template", o.function)
 	}
 	raw, _ := json.Marshal(detail)
-	return events.EventBridgeEvent{Version: "0", ID: newUUID(), DetailType: "Scheduled Event", Source: "aws.events",
+	return events.EventBridgeEvent{Version: "0", ID: uuid.NewString(), DetailType: "Scheduled Event", Source: "aws.events",
 		AccountID: samtemplate.LocalAccountID, Time: o.now().UTC().Truncate(time.Second), Region: samtemplate.LocalRegion,
 		Resources: []string{fmt.Sprintf("arn:aws:events:%s:%s:rule/%s", samtemplate.LocalRegion, samtemplate.LocalAccountID, rule)},
 		Detail:    raw}, nil
@@ -317,12 +318,3 @@ func randomBytes(n int) []byte {
 }
 
 func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }
-
-// newUUID is a random (version 4) UUID, as SQS message and event ids are.
-func newUUID() string {
-	b := randomBytes(16)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}

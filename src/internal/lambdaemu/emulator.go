@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Lambda's limits and defaults.
@@ -228,7 +230,7 @@ func (e *Emulator) Invoke(ctx context.Context, event []byte) (*Result, error) {
 	if e.closed {
 		return nil, errors.New("the emulator is closed")
 	}
-	res := &Result{RequestID: newRequestID(), MemoryMB: e.fn.MemoryMB}
+	res := &Result{RequestID: uuid.NewString(), MemoryMB: e.fn.MemoryMB}
 	if e.sb != nil && e.sb.gone() {
 		e.reset()
 	}
@@ -380,15 +382,6 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-func newRequestID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40 // version 4
-	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 func randomHex(n int) string {
