@@ -7,10 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
@@ -38,7 +40,6 @@ type invokeOptions struct {
 	offline    bool
 	template   string
 	stdin      io.Reader
-	flags      *flag.FlagSet
 	parameters map[string]string
 }
 
@@ -48,7 +49,7 @@ func invokeCommand() *command {
 		summary: "run a function's real bootstrap as Lambda runs it, on events from files (sam local invoke without Docker)",
 		args:    "<FunctionLogicalId>",
 		setup: func(fs *flag.FlagSet, g *globals) func(ctx context.Context) (result, error) {
-			o := &invokeOptions{flags: fs, stdin: g.stdin}
+			o := &invokeOptions{stdin: g.stdin}
 			fs.Var(&o.events, "event", "event file (JSON); - reads standard input; repeated, the events run one after another in one warm process")
 			fs.StringVar(&o.envVars, "env-vars", "", "JSON file of variables per function logical id (and \"Parameters\" for all), as sam local invoke --env-vars: only variables the template declares are set")
 			fs.Var(&o.overrides, "parameter-overrides", "template parameters, Key=Value,Key2=Value2 (as sam; may repeat)")
@@ -159,7 +160,7 @@ func invoke(ctx context.Context, g *globals, o *invokeOptions, id string) (resul
 			return res, fmt.Errorf("event %s: %w", o.events[i], err)
 		}
 		res.Invocations = append(res.Invocations, invocationResult{Event: o.events[i], RequestID: r.RequestID, Response: r.Payload, Error: r.Error,
-			Cold: r.Cold, InitDurationMs: ms(r.InitDuration.Seconds()), DurationMs: ms(r.Duration.Seconds()), BilledMs: r.BilledDuration().Milliseconds(),
+			Cold: r.Cold, InitDurationMs: millis(r.InitDuration), DurationMs: millis(r.Duration), BilledMs: r.BilledDuration().Milliseconds(),
 			MemorySizeMB: r.MemoryMB, MaxMemoryMB: r.MaxMemoryMB(), Report: r.Report()})
 		if r.Error != nil {
 			failed = append(failed, fmt.Sprintf("%s: %s", o.events[i], r.Error.Type))
@@ -171,7 +172,8 @@ func invoke(ctx context.Context, g *globals, o *invokeOptions, id string) (resul
 	return res, nil
 }
 
-func ms(seconds float64) float64 { return float64(int64(seconds*1e5+0.5)) / 100 }
+// millis is d in milliseconds, to the hundredth as REPORT gives it.
+func millis(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*100) / 100 }
 
 // function resolves the function's configuration as sam local invoke does:
 // Globals merged, the local pseudo parameters, parameter overrides, then the
