@@ -173,7 +173,9 @@ func invoke(ctx context.Context, g *globals, o *invokeOptions, id string) (resul
 }
 
 // millis is d in milliseconds, to the hundredth as REPORT gives it.
-func millis(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*100) / 100 }
+func millis(d time.Duration) float64 {
+	return math.Round(float64(d)/float64(time.Millisecond)*100) / 100
+}
 
 // function resolves the function's configuration as sam local invoke does:
 // Globals merged, the local pseudo parameters, parameter overrides, then the
