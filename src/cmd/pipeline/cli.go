@@ -104,3 +104,19 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	}
 	return 0
 }
+
+// oneArg returns the one positional argument a command takes, and parses the
+// flags given after it (the flag package stops at the first argument, so
+// `pipeline invoke ExtractFunction --event x` would leave --event unread).
+func (g *globals) oneArg(fs *flag.FlagSet, missing string) (string, error) {
+	if len(g.args) == 0 {
+		return "", errors.New(missing)
+	}
+	if err := fs.Parse(g.args[1:]); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return g.args[0], nil
+}

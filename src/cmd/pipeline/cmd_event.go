@@ -66,15 +66,9 @@ func eventCommand() *command {
 			fs.StringVar(&o.function, "function", extractID, "schedule: the function whose Schedule rule the event names")
 			fs.StringVar(&o.template, "template", "", "template.yaml (default: ./template.yaml or the nearest parent's)")
 			return func(ctx context.Context) (result, error) {
-				if len(g.args) == 0 {
-					return nil, fmt.Errorf("name the event: pipeline event %s|%s|%s", eventS3Put, eventSQS, eventSchedule)
-				}
-				kind := g.args[0]
-				if err := fs.Parse(g.args[1:]); err != nil {
+				kind, err := g.oneArg(fs, fmt.Sprintf("name the event: pipeline event %s|%s|%s", eventS3Put, eventSQS, eventSchedule))
+				if err != nil {
 					return nil, err
-				}
-				if fs.NArg() > 0 {
-					return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 				}
 				return makeEvent(ctx, g, o, kind)
 			}

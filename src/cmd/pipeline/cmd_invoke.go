@@ -58,16 +58,9 @@ func invokeCommand() *command {
 			fs.BoolVar(&o.offline, "offline", false, "ExtractFunction crawls the fake API's generated data (default: API_BASE_URL, or the fake API when the default API is unreachable)")
 			fs.StringVar(&o.template, "template", "", "template.yaml (default: ./template.yaml or the nearest parent's)")
 			return func(ctx context.Context) (result, error) {
-				// Flags may follow the function's logical id.
-				if len(g.args) == 0 {
-					return nil, errors.New("name the function: pipeline invoke <FunctionLogicalId> --event FILE")
-				}
-				id := g.args[0]
-				if err := fs.Parse(g.args[1:]); err != nil {
+				id, err := g.oneArg(fs, "name the function: pipeline invoke <FunctionLogicalId> --event FILE")
+				if err != nil {
 					return nil, err
-				}
-				if fs.NArg() > 0 {
-					return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 				}
 				return invoke(ctx, g, o, id)
 			}
