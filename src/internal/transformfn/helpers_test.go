@@ -92,20 +92,6 @@ func list(t *testing.T, c *s3.Client, bkt, prefix string) []string {
 	return keys
 }
 
-// uploadsInProgress lists multipart uploads not completed nor aborted.
-func uploadsInProgress(t *testing.T, c *s3.Client, bkt string) []string {
-	t.Helper()
-	out, err := c.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bkt)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for _, u := range out.Uploads {
-		keys = append(keys, aws.ToString(u.Key))
-	}
-	return keys
-}
-
 // s3Event builds an event as S3 sends it, through JSON, so URLDecodedKey is
 // decoded by aws-lambda-go exactly as in Lambda.
 func s3Event(t *testing.T, bkt, name string, keys ...string) events.S3Event {
