@@ -242,6 +242,7 @@ func (m *Monitor) ObjectCreated(key string, chainIdle bool) {
 func (m *Monitor) RunStarted() {
 	m.mu.Lock()
 	m.runStart = m.cfg.Now()
+	m.dirty = true
 	m.mu.Unlock()
 }
 
