@@ -12,7 +12,9 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localrun"
 )
 
-func at(ms int) time.Time { return time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond) }
+func at(ms int) time.Time {
+	return time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond)
+}
 
 // The report holds what it is given as text, however hostile; it loads
 // nothing and runs nothing.
