@@ -83,38 +83,87 @@ func post(t *testing.T, base, action string, form url.Values) (int, string) {
 // with its report and the stack goes on; Ctrl-C stops it cleanly. Its page's
 // GET /api/status says so at every step, and its actions export and
 // reprocess.
-func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
+// serveSession is a `pipeline serve` running in the test.
+type serveSession struct {
+	endpoint, page string // the S3 endpoint and the page's URL
+	dir            string // --data-dir
+	stdout, stderr syncBuffer
+	cancel         context.CancelFunc
+	done           chan int
+}
+
+// startServe runs `pipeline serve` on MySQL dsn with a page on a free
+// port, no schedule and no initial crawl, and waits for its endpoints.
+func startServe(t *testing.T, dsn string, extra ...string) *serveSession {
+	t.Helper()
+	s := &serveSession{dir: t.TempDir(), done: make(chan int, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	t.Cleanup(cancel)
+	args := append([]string{"serve", "--data-dir", s.dir, "--s3-addr", "127.0.0.1:0", "--mysql-dsn", dsn, "--offline",
+		"--no-initial-extract", "--extract-every", "0", "--export-every", "0", "--ui-addr", "127.0.0.1:0"}, extra...)
+	go func() { s.done <- run(ctx, args, &s.stdout, &s.stderr) }()
+	re := regexp.MustCompile(`S3 endpoint  (http://127\.0\.0\.1:\d+)`)
+	pageRe := regexp.MustCompile(`page         (http://127\.0\.0\.1:\d+/) `)
+	eventually(t, "serve printing its endpoints", &s.stdout, func() bool {
+		select {
+		case code := <-s.done:
+			t.Fatalf("serve exited with %d: %s%s", code, s.stdout.String(), s.stderr.String())
+		default:
+		}
+		if m := re.FindStringSubmatch(s.stdout.String()); m != nil {
+			s.endpoint = m[1]
+		}
+		if m := pageRe.FindStringSubmatch(s.stdout.String()); m != nil {
+			s.page = m[1]
+		}
+		return s.endpoint != "" && s.page != ""
+	})
+	return s
+}
+
+// stop is Ctrl-C: it returns serve's exit status.
+func (s *serveSession) stop(t *testing.T) int {
+	t.Helper()
+	s.cancel()
+	select {
+	case code := <-s.done:
+		return code
+	case <-time.After(time.Minute):
+		t.Fatal("serve did not stop within a minute of Ctrl-C")
+	}
+	return -1
+}
+
+// awsCLI runs the AWS CLI against the S3 endpoint with the local stack's
+// credentials and nothing of the user's configuration.
+func awsCLI(t *testing.T, endpoint string, args ...string) {
+	t.Helper()
 	aws, err := exec.LookPath("aws")
 	if err != nil {
 		testenv.Unavailable(t, "the AWS CLI (Debian's awscli) is not installed")
 	}
+	cmd := exec.Command(aws, append([]string{"--endpoint-url", endpoint}, args...)...)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, "AWS_ACCESS_KEY_ID="+locals3.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+locals3.SecretAccessKey,
+		"AWS_REGION="+locals3.Region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("aws %v: %v\n%s", args, err, out)
+	}
+}
+
+func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
+	if _, err := exec.LookPath("aws"); err != nil {
+		testenv.Unavailable(t, "the AWS CLI (Debian's awscli) is not installed")
+	}
 	db, dsn := testenv.MySQL(t)
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--data-dir", dir, "--s3-addr", "127.0.0.1:0", "--mysql-dsn", dsn, "--offline",
-			"--no-initial-extract", "--extract-every", "0", "--export-every", "0", "--ui-addr", "127.0.0.1:0"}, &stdout, &stderr)
-	}()
-	endpoint, page := "", ""
-	re := regexp.MustCompile(`S3 endpoint  (http://127\.0\.0\.1:\d+)`)
-	pageRe := regexp.MustCompile(`page         (http://127\.0\.0\.1:\d+/) `)
-	eventually(t, "serve printing its endpoints", &stdout, func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited with %d: %s%s", code, stdout.String(), stderr.String())
-		default:
-		}
-		if m := re.FindStringSubmatch(stdout.String()); m != nil {
-			endpoint = m[1]
-		}
-		if m := pageRe.FindStringSubmatch(stdout.String()); m != nil {
-			page = m[1]
-		}
-		return endpoint != "" && page != ""
-	})
+	srv := startServe(t, dsn)
+	dir, page, stdout, stderr := srv.dir, srv.page, &srv.stdout, &srv.stderr
 	st := getStatus(t, page)
 	if len(st.Tables) != 4 || st.Tables["characters"] != 0 || len(st.Queues) != 2 || st.Bucket != localBucket {
 		t.Errorf("status at start: tables %v, queues %+v, bucket %q", st.Tables, st.Queues, st.Bucket)
@@ -133,21 +182,6 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 	if err := os.WriteFile(pageFile, servedPage(t, ds, "character", 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	awsCLI := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command(aws, append([]string{"--endpoint-url", endpoint}, args...)...)
-		var env []string
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "AWS_") {
-				env = append(env, kv)
-			}
-		}
-		cmd.Env = append(env, "AWS_ACCESS_KEY_ID="+locals3.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+locals3.SecretAccessKey,
-			"AWS_REGION="+locals3.Region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("aws %v: %v\n%s", args, err, out)
-		}
-	}
 	count := func(q string) int {
 		var n int
 		if err := db.QueryRow(q).Scan(&n); err != nil && err != sql.ErrNoRows {
@@ -156,9 +190,9 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 		return n
 	}
 
-	awsCLI("s3", "cp", pageFile, "s3://"+localBucket+"/raw/character/page-0001.json")
-	eventually(t, "the 20 characters of the page loaded", &stdout, func() bool { return count("SELECT COUNT(*) FROM characters") == 20 })
-	eventually(t, "the status counting the 20 characters", &stdout, func() bool {
+	awsCLI(t, srv.endpoint, "s3", "cp", pageFile, "s3://"+localBucket+"/raw/character/page-0001.json")
+	eventually(t, "the 20 characters of the page loaded", stdout, func() bool { return count("SELECT COUNT(*) FROM characters") == 20 })
+	eventually(t, "the status counting the 20 characters", stdout, func() bool {
 		st = getStatus(t, page)
 		return st.Tables["characters"] == 20 && st.Objects["raw/"] == 1
 	})
@@ -182,7 +216,7 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	report := filepath.Join(folder, "quarantine", "character", "bad page.json.error.json")
-	eventually(t, "the malformed file quarantined", &stdout, func() bool { _, err := os.Stat(report); return err == nil })
+	eventually(t, "the malformed file quarantined", stdout, func() bool { _, err := os.Stat(report); return err == nil })
 	var rep map[string]any
 	if b, err := os.ReadFile(report); err != nil || json.Unmarshal(b, &rep) != nil || !strings.Contains(string(b), "bad page.json") {
 		t.Errorf("error report %s: %v %s", report, err, b)
@@ -191,7 +225,7 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 		t.Errorf("the malformed file is not kept in quarantine/: %v", err)
 	}
 	var bad dashboard.Problem
-	eventually(t, "the status showing the malformed file", &stdout, func() bool {
+	eventually(t, "the status showing the malformed file", stdout, func() bool {
 		for _, p := range getStatus(t, page).Problems {
 			if p.Source == "raw/character/bad page.json" {
 				bad = p
@@ -207,13 +241,13 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(folder, "raw", "character", "page-0002.json"), servedPage(t, ds, "character", 2), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the second page loaded", &stdout, func() bool { return count("SELECT COUNT(*) FROM characters") == 40 })
+	eventually(t, "the second page loaded", stdout, func() bool { return count("SELECT COUNT(*) FROM characters") == 40 })
 
 	// Export now: the watermarks appear. Reprocess: raw/ only.
 	if code, body := post(t, page, "export", nil); code != http.StatusAccepted {
 		t.Fatalf("export now: %d %s", code, body)
 	}
-	eventually(t, "the export's watermark", &stdout, func() bool {
+	eventually(t, "the export's watermark", stdout, func() bool {
 		w := getStatus(t, page).Watermarks["characters"]
 		return w != nil && w.Rows == 40 && w.Error == ""
 	})
@@ -223,7 +257,7 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 	if code, body := post(t, page, "reprocess", url.Values{"prefix": {"raw/character/page-"}}); code != http.StatusAccepted {
 		t.Fatalf("reprocess: %d %s", code, body)
 	}
-	eventually(t, "the reprocess done", &stdout, func() bool {
+	eventually(t, "the reprocess done", stdout, func() bool {
 		for _, a := range getStatus(t, page).Actions {
 			if a.Name == "reprocess" && a.State == dashboard.Done && strings.Contains(a.Summary, "2 of 2 objects") {
 				return true
@@ -232,14 +266,8 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 		return false
 	})
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("serve exited with %d after Ctrl-C: %s", code, stderr.String())
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("serve did not stop within a minute of Ctrl-C")
+	if code := srv.stop(t); code != 0 {
+		t.Errorf("serve exited with %d after Ctrl-C: %s", code, stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "stopped:") {
 		t.Errorf("no closing summary:\n%s", stdout.String())

@@ -40,7 +40,7 @@
   function stamp(t) {
     if (!t) return '–';
     const d = new Date(t);
-    return isNaN(d) ? '–' : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+    return isNaN(d) ? '–' : d.toISOString().replace('T', ' ');
   }
 
   function age(s) {
@@ -104,8 +104,8 @@
     h2(3, 'export-exports', [`${num(wr[st.exportPrefix] || 0)} written`]);
     // side branches: rejected/ and quarantine/ under Transform, the DLQ under the queue
     const tx = col(3) + W / 2, sy = 140;
-    edge(g, 'transform-rejected', `M${tx - 20},${ROW1 + H} L${col(3) - 5 + 50},${sy - 2}`, col(3) - 30, sy - 12, [`${num(wr['rejected/'] || 0)}`]);
-    edge(g, 'transform-quarantine', `M${tx + 20},${ROW1 + H} L${col(3) + 105 + 50},${sy - 2}`, col(3) + 190, sy - 12, [`${num(wr['quarantine/'] || 0)}`]);
+    edge(g, 'transform-rejected', `M${tx - 20},${ROW1 + H} L${col(3) - 5 + 50},${sy - 2}`, col(3) - 45, sy - 12, [`${num(wr['rejected/'] || 0)} written`]);
+    edge(g, 'transform-quarantine', `M${tx + 20},${ROW1 + H} L${col(3) + 105 + 50},${sy - 2}`, col(3) + 205, sy - 12, [`${num(wr['quarantine/'] || 0)} written`]);
     edge(g, 'queue-dlq', `M${qx},${ROW2 + H} L${qx},${ROW2 + H + 38}`, qx + 70, ROW2 + H + 24, [`${num(lq.deadLetters || 0)} dead-lettered`], lq.deadLetters > 0);
 
     const tr = q.TransformFunction || {};
