@@ -92,21 +92,18 @@ func (m *Monitor) readBucket(ctx context.Context, f *facts) error {
 
 	seen := map[string]Problem{}
 	var errs []string
-	for _, l := range reports {
-		p, err := m.problem(ctx, l, m.readReport)
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
+	for _, group := range []struct {
+		listed []listed
+		read   func(context.Context, listed) (Problem, error)
+	}{{reports, m.readReport}, {rejected, m.readRejected}} {
+		for _, l := range group.listed {
+			p, err := m.problem(ctx, l, group.read)
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			seen[l.key] = p
 		}
-		seen[l.key] = p
-	}
-	for _, l := range rejected {
-		p, err := m.problem(ctx, l, m.readRejected)
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		seen[l.key] = p
 	}
 	m.problemCache = seen
 	for _, p := range seen {
