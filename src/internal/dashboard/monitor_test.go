@@ -98,7 +98,7 @@ func TestMonitorReadsBucketAndWarehouse(t *testing.T) {
 	conn := mysqldb.NewConnector(mysqldb.Config{DSN: dsn, MaxOpenConns: 2}, nil)
 	defer conn.Close()
 	now := time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)
-	m := dashboard.New(dashboard.Config{Bucket: s.b, BucketName: s.name, DB: conn, Tables: tableNames(), Now: func() time.Time { return now }})
+	m := dashboard.New(dashboard.Config{Bucket: s.b, BucketName: s.name, DB: conn, Tables: tableNames(), Now: func() time.Time { return now }, MaxBusy: 1})
 
 	st := m.Refresh(ctx)
 	if len(st.Errors) != 0 {
@@ -201,5 +201,32 @@ func TestMonitorKeepsEventsAndActions(t *testing.T) {
 	st = m.Refresh(context.Background())
 	if st.Actions[0].State != dashboard.Done || st.Runs["export"] != 1 {
 		t.Errorf("actions = %+v, runs %v", st.Actions, st.Runs)
+	}
+}
+
+// While changes keep coming, the bucket and the database are read again
+// only once the last read's time, divided by MaxBusy, has passed; the rest
+// of the status is always current.
+func TestMonitorBoundsItsReads(t *testing.T) {
+	s := newStage(t)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := dashboard.New(dashboard.Config{Bucket: s.b, BucketName: s.name, Tables: tableNames(), Now: func() time.Time { return now }, MaxBusy: 1e-9})
+	ctx := context.Background()
+	first := m.Refresh(ctx)
+	if !first.FactsTime.Equal(now) || first.Objects["raw/"] != 2 {
+		t.Fatalf("first refresh: facts of %v, objects %v", first.FactsTime, first.Objects)
+	}
+	if _, err := s.b.Put(ctx, "raw/character/page-0002.json", []byte("{}"), bucket.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m.ObjectCreated("raw/character/page-0002.json", true)
+	now = now.Add(time.Second)
+	st := m.Refresh(ctx)
+	if !st.FactsTime.Equal(first.FactsTime) || st.Objects["raw/"] != 2 || st.Written["raw/"] != 1 {
+		t.Errorf("a change right after a read: facts of %v, objects %v, written %v; want the old facts and the new count", st.FactsTime, st.Objects, st.Written)
+	}
+	now = now.Add(time.Hour)
+	if st := m.Refresh(ctx); !st.FactsTime.Equal(now) || st.Objects["raw/"] != 3 {
+		t.Errorf("once the wait passed: facts of %v, objects %v", st.FactsTime, st.Objects)
 	}
 }

@@ -18,7 +18,10 @@ import (
 // Status is what GET /api/status answers and what the page shows: the
 // same facts, as JSON.
 type Status struct {
-	Time         time.Time `json:"time"` // when these facts were gathered
+	Time time.Time `json:"time"` // when this status was assembled
+	// FactsTime is when the bucket and the database were last read (the
+	// other facts are from Time).
+	FactsTime    time.Time `json:"factsTime"`
 	Bucket       string    `json:"bucket"`
 	ExportPrefix string    `json:"exportPrefix"`
 	// Tables is the row count of each warehouse table.
@@ -153,8 +156,13 @@ type Config struct {
 	// FullEvery bounds how stale the bucket and database facts may get when
 	// nothing announced a change (objects deleted by hand, say); default 10s.
 	FullEvery time.Duration
-	Now       func() time.Time
-	Log       *slog.Logger
+	// MaxBusy is the share of the time that reading the bucket and the
+	// database may take while changes keep coming (listing thousands of
+	// objects takes a while): after a read that took d, the next waits
+	// d/MaxBusy. Default 0.2; 1 or more reads on every change.
+	MaxBusy float64
+	Now     func() time.Time
+	Log     *slog.Logger
 }
 
 // Limits of what a Monitor keeps.
@@ -182,7 +190,9 @@ type Monitor struct {
 	dirty      bool
 
 	refreshMu    sync.Mutex // one refresh at a time; guards the fields below
-	lastFull     time.Time
+	lastFull     time.Time  // when the bucket and the database were last read (cfg.Now)
+	nextFull     time.Time  // not before, unless nothing changed for FullEvery (monotonic clock)
+	factsTime    time.Time
 	facts        facts
 	last         []byte                // the last Status, encoded
 	problemCache map[string]Problem    // by key, with the ETag read
@@ -211,6 +221,9 @@ func New(cfg Config) *Monitor {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxBusy <= 0 {
+		cfg.MaxBusy = 0.2
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -313,13 +326,20 @@ func (m *Monitor) Refresh(ctx context.Context) Status {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
 	m.mu.Lock()
-	full := m.dirty || m.lastFull.IsZero() || m.cfg.Now().Sub(m.lastFull) >= m.cfg.FullEvery
-	m.dirty = false
+	stale := m.lastFull.IsZero() || m.cfg.Now().Sub(m.lastFull) >= m.cfg.FullEvery
+	full := stale || m.dirty && (m.cfg.MaxBusy >= 1 || !m.cfg.Now().Before(m.nextFull))
+	if full {
+		m.dirty = false
+	}
 	runStart := m.runStart
 	m.mu.Unlock()
 	if full {
 		m.lastFull = m.cfg.Now()
+		start := time.Now()
 		m.facts = m.readFacts(ctx, runStart)
+		took := time.Since(start)
+		m.nextFull = m.lastFull.Add(time.Duration(float64(took) / m.cfg.MaxBusy))
+		m.factsTime = m.lastFull
 	}
 	st := m.assemble(runStart)
 	if b, err := json.Marshal(st); err == nil {
@@ -333,7 +353,7 @@ func (m *Monitor) Refresh(ctx context.Context) Status {
 func (m *Monitor) assemble(runStart time.Time) Status {
 	now := m.cfg.Now()
 	f := m.facts
-	st := Status{Time: now, Bucket: m.cfg.BucketName, ExportPrefix: m.cfg.ExportPrefix, Tables: map[string]int64{}, TableInfo: []TableInfo{},
+	st := Status{Time: now, FactsTime: m.factsTime, Bucket: m.cfg.BucketName, ExportPrefix: m.cfg.ExportPrefix, Tables: map[string]int64{}, TableInfo: []TableInfo{},
 		Objects: f.objects, Watermarks: map[string]*Watermark{}, Problems: f.problems,
 		Errors: append([]string{}, f.errors...)}
 	if st.Objects == nil {
