@@ -347,7 +347,7 @@ func reprocessLocal(ctx context.Context, st *stack, prefix string) (*reprocessRe
 	if err := checkRawPrefix(prefix); err != nil {
 		return nil, err
 	}
-	rp := reprocessor{s3: st.S3, bucket: st.Bucket, concurrency: defaultReprocessConcurrency}
+	rp := reprocessor{bucket: bucket.New(st.S3, st.Bucket), concurrency: defaultReprocessConcurrency}
 	return rp.run(ctx, prefix, false)
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/dashboard"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
@@ -78,11 +79,6 @@ func post(t *testing.T, base, action string, form url.Values) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// `pipeline serve`: a page put under raw/ with the AWS CLI, and one copied
-// into the folder, flow into MySQL; a malformed file ends in quarantine/
-// with its report and the stack goes on; Ctrl-C stops it cleanly. Its page's
-// GET /api/status says so at every step, and its actions export and
-// reprocess.
 // serveSession is a `pipeline serve` running in the test.
 type serveSession struct {
 	endpoint, page string // the S3 endpoint and the page's URL
@@ -139,11 +135,7 @@ func (s *serveSession) stop(t *testing.T) int {
 // credentials and nothing of the user's configuration.
 func awsCLI(t *testing.T, endpoint string, args ...string) {
 	t.Helper()
-	aws, err := exec.LookPath("aws")
-	if err != nil {
-		testenv.Unavailable(t, "the AWS CLI (Debian's awscli) is not installed")
-	}
-	cmd := exec.Command(aws, append([]string{"--endpoint-url", endpoint}, args...)...)
+	cmd := exec.Command(testenv.AWSCLI(t), append([]string{"--endpoint-url", endpoint}, args...)...)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "AWS_") {
@@ -157,10 +149,13 @@ func awsCLI(t *testing.T, endpoint string, args ...string) {
 	}
 }
 
+// `pipeline serve`: a page put under raw/ with the AWS CLI, and one copied
+// into the folder, flow into MySQL; a malformed file ends in quarantine/
+// with its report and the stack goes on; Ctrl-C stops it cleanly. Its page's
+// GET /api/status says so at every step, and its actions export and
+// reprocess.
 func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
-	if _, err := exec.LookPath("aws"); err != nil {
-		testenv.Unavailable(t, "the AWS CLI (Debian's awscli) is not installed")
-	}
+	testenv.AWSCLI(t)
 	db, dsn := testenv.MySQL(t)
 	srv := startServe(t, dsn)
 	dir, page, stdout, stderr := srv.dir, srv.page, &srv.stdout, &srv.stderr
@@ -215,13 +210,13 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(folder, "raw", "character", "bad page.json"), []byte(`{"info":{"count":1,`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	report := filepath.Join(folder, "quarantine", "character", "bad page.json.error.json")
+	report := filepath.Join(folder, filepath.FromSlash(bucket.ReportKey("raw/character/bad page.json")))
 	eventually(t, "the malformed file quarantined", stdout, func() bool { _, err := os.Stat(report); return err == nil })
 	var rep map[string]any
 	if b, err := os.ReadFile(report); err != nil || json.Unmarshal(b, &rep) != nil || !strings.Contains(string(b), "bad page.json") {
 		t.Errorf("error report %s: %v %s", report, err, b)
 	}
-	if _, err := os.Stat(filepath.Join(folder, "quarantine", "character", "bad page.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(folder, filepath.FromSlash(bucket.QuarantineKey("raw/character/bad page.json")))); err != nil {
 		t.Errorf("the malformed file is not kept in quarantine/: %v", err)
 	}
 	var bad dashboard.Problem

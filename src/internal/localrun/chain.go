@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/samtemplate"
 )
@@ -245,29 +244,10 @@ func (c *Chain) Notify(ev locals3.ObjectCreated) int {
 	return matched
 }
 
-// record is the S3 event record of ev, as S3 sends it: the key form-encoded.
+// record is the S3 event record of ev, as S3 sends it.
 func (c *Chain) record(ev locals3.ObjectCreated, configID string) events.S3EventRecord {
-	return events.S3EventRecord{
-		EventVersion: "2.1", EventSource: "aws:s3", AWSRegion: c.cfg.Region, EventTime: ev.Time.UTC(),
-		EventName:         ev.EventName,
-		PrincipalID:       events.S3UserIdentity{PrincipalID: "local"},
-		RequestParameters: events.S3RequestParameters{SourceIPAddress: "127.0.0.1"},
-		S3: events.S3Entity{
-			SchemaVersion: "1.0", ConfigurationID: configID,
-			Bucket: events.S3Bucket{Name: ev.Bucket, OwnerIdentity: events.S3UserIdentity{PrincipalID: "local"}, Arn: "arn:aws:s3:::" + ev.Bucket},
-			Object: events.S3Object{Key: EncodeKey(ev.Key), Size: ev.Size, ETag: ev.ETag, Sequencer: ev.Sequencer},
-		},
-	}
-}
-
-// EncodeKey encodes an object key as S3 event notifications carry it: form
-// encoding of each segment (a space becomes "+"), slashes kept.
-func EncodeKey(key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = url.QueryEscape(s)
-	}
-	return strings.Join(segs, "/")
+	return bucket.EventRecord(bucket.Created{Bucket: ev.Bucket, Key: ev.Key, Size: ev.Size, ETag: ev.ETag, Sequencer: ev.Sequencer,
+		EventName: ev.EventName, ConfigID: configID, Region: c.cfg.Region, Time: ev.Time})
 }
 
 // invoker runs asynchronous invocations of function id, one at a time.

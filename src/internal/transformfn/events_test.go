@@ -26,9 +26,9 @@ func TestSampleEvent(t *testing.T) {
 	if got := ev.Records[0].S3.Object.URLDecodedKey; got != key {
 		t.Fatalf("URLDecodedKey = %q, want %q", got, key)
 	}
-	h, c, bucket, outs := newHandler(t)
-	ev.Records[0].S3.Bucket.Name = bucket // the sample names a deployed bucket
-	put(t, c, bucket, key, golden(t, "character-page.json"), map[string]string{"fetched-at": goldenFetchedAt})
+	h, c, bkt, outs := newHandler(t)
+	ev.Records[0].S3.Bucket.Name = bkt // the sample names a deployed bucket
+	put(t, c, bkt, key, golden(t, "character-page.json"), map[string]string{"fetched-at": goldenFetchedAt})
 	if err := h.Handle(context.Background(), ev); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
@@ -37,7 +37,7 @@ func TestSampleEvent(t *testing.T) {
 		"character_episodes": "character-page.character_episodes.golden.csv",
 	} {
 		pkey := "processed/" + table + "/manual/rick and morty characters page 1.csv"
-		got, out := get(t, c, bucket, pkey)
+		got, out := get(t, c, bkt, pkey)
 		if !bytes.Equal(got, golden(t, want)) {
 			t.Errorf("%s:\n%s\nwant the golden %s", pkey, got, want)
 		}
@@ -51,7 +51,7 @@ func TestSampleEvent(t *testing.T) {
 			t.Errorf("%s content type %q", pkey, ct)
 		}
 	}
-	if got := list(t, c, bucket, "rejected/"); len(got) != 0 {
+	if got := list(t, c, bkt, "rejected/"); len(got) != 0 {
 		t.Errorf("rejected files %v", got)
 	}
 	if len(*outs) != 1 || (*outs)[0].Status != Transformed || (*outs)[0].Report.Rows["characters"] != 4 {
