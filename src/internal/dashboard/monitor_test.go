@@ -188,9 +188,11 @@ func TestMonitorKeepsEventsAndActions(t *testing.T) {
 	}
 	m.ObjectCreated("raw/character/page-0001.json", true)
 	m.ObjectCreated("processed/characters/page-0001.csv", false)
+	m.ObjectCreated(bucket.QuarantineKey("raw/character/x.json"), false)
+	m.ObjectCreated(bucket.ReportKey("raw/character/x.json"), false)
 	a := m.Queue("export", "page")
 	st := m.Refresh(context.Background())
-	if len(st.Events) != 200 || st.RowsLoaded != 500 || st.Written["raw/"] != 1 || st.Written["processed/"] != 1 || st.LastRunStart == nil {
+	if len(st.Events) != 200 || st.RowsLoaded != 500 || st.Written["raw/"] != 1 || st.Written["processed/"] != 1 || st.Written["quarantine/"] != 1 || st.LastRunStart == nil {
 		t.Errorf("events %d (want the last 200), rows loaded %d (want 500), written %v, last run %v", len(st.Events), st.RowsLoaded, st.Written, st.LastRunStart)
 	}
 	if len(st.Actions) != 1 || st.Actions[0].State != dashboard.Queued {

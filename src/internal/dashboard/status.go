@@ -32,7 +32,8 @@ type Status struct {
 	// not counted), the export prefix ("exports/"), "manifests/" and
 	// "other".
 	Objects map[string]int `json:"objects"`
-	// Written counts the objects written to each area since serve started.
+	// Written counts the objects written to each area since serve started,
+	// as Objects counts them.
 	Written map[string]int `json:"written"`
 	// Queues are the chain's targets: TransformFunction's asynchronous
 	// invocations and LoadQueue, with their depths (visible, in flight)
@@ -239,12 +240,15 @@ func (m *Monitor) Touch() {
 	m.mu.Unlock()
 }
 
-// ObjectCreated counts an object written to the bucket. An object under
-// raw/ while the chain is idle starts a run.
+// ObjectCreated counts an object written to the bucket (a quarantine report
+// counts with its copy). An object under raw/ while the chain is idle starts
+// a run.
 func (m *Monitor) ObjectCreated(key string, chainIdle bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.written[area(key, m.cfg.ExportPrefix)]++
+	if _, report := bucket.QuarantinedCopy(key); !report {
+		m.written[area(key, m.cfg.ExportPrefix)]++
+	}
 	if chainIdle && strings.HasPrefix(key, bucket.RawPrefix) {
 		m.runStart = m.cfg.Now()
 	}
