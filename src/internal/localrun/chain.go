@@ -53,6 +53,31 @@ type ChainConfig struct {
 	// Log receives the chain's own events (retries, dead letters); nil
 	// discards them.
 	Log *slog.Logger
+
+	// OnInvocation, when set, is told of every invocation once it ended
+	// and its event or batch was settled. It is called from the invoking
+	// goroutine: it must return quickly.
+	OnInvocation func(Invocation)
+}
+
+// Invocation is one invocation of a function by the chain: what it was
+// given, when it ran and how it ended.
+type Invocation struct {
+	Function string    `json:"function"`        // logical id of the function
+	Queue    string    `json:"queue,omitempty"` // logical id of the queue it read; empty: invoked asynchronously
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Keys     []string  `json:"keys"` // object keys of the event's records (of every message of a batch)
+	Messages int       `json:"messages"`
+	// Attempt is 1 for a first try. Asynchronously, 2 and more are Lambda's
+	// retries of a failed event; from a queue, it is the highest receive
+	// count in the batch.
+	Attempt int `json:"attempt"`
+	// Redelivered is the number of messages of the batch (or the event)
+	// received before: retried or redelivered.
+	Redelivered int    `json:"redelivered"`
+	Failed      int    `json:"failed"` // failed messages of the batch (1: the event failed)
+	Error       string `json:"error,omitempty"`
 }
 
 // Chain delivers a bucket's ObjectCreated events as template.yaml wires
@@ -97,7 +122,9 @@ type Stats struct {
 	Succeeded    int64  `json:"succeeded"`
 	Failed       int64  `json:"failed"`      // failed invocations or batch items (each may succeed later)
 	DeadLetters  int    `json:"deadLetters"` // on-failure records (function) or dead-letter messages (queue)
-	Waiting      int    `json:"waiting"`     // not settled yet
+	Waiting      int    `json:"waiting"`     // not settled yet: Visible + InFlight
+	Visible      int    `json:"visible"`     // waiting to be received (or retried)
+	InFlight     int    `json:"inFlight"`    // received: being handled, or failed and hidden until redelivered
 }
 
 // NewChain checks that every target of the wiring has a handler.
@@ -239,8 +266,14 @@ func (c *Chain) invoker(ctx context.Context, id string, q *Queue) {
 			st.redeliveries.Add(1)
 		}
 		var ev events.S3Event
+		inv := Invocation{Function: id, Start: time.Now(), Messages: 1}
+		inv.Attempt, _ = strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
+		if inv.Attempt > 1 {
+			inv.Redelivered = 1
+		}
 		err := json.Unmarshal([]byte(m.Body), &ev)
 		if err == nil {
+			inv.Keys = recordKeys(ev)
 			err = c.invoke(fs.Timeout, func(ictx context.Context) error { return h(ictx, ev) })
 		}
 		if err != nil {
@@ -252,10 +285,12 @@ func (c *Chain) invoker(ctx context.Context, id string, q *Queue) {
 				c.log.Warn("asynchronous invocation failed: it will be retried", "function", id, "attempt", n, "retryIn", c.cfg.RetryDelay.String(), "error", err.Error())
 			}
 			q.Settle(batch, events.SQSEventResponse{}, err)
+			inv.Failed, inv.Error = 1, err.Error()
 		} else {
 			st.succeeded.Add(1)
 			q.Settle(batch, events.SQSEventResponse{}, nil)
 		}
+		c.observe(inv)
 		c.inflight.Done()
 	}
 }
@@ -281,10 +316,18 @@ func (c *Chain) poller(ctx context.Context, id string, qs QueueSettings, q *Queu
 			batch.Records = append(batch.Records, more.Records...)
 		}
 		c.inflight.Add(1)
+		inv := Invocation{Function: qs.Consumer, Queue: id, Start: time.Now(), Messages: len(batch.Records)}
 		for _, m := range batch.Records {
 			st.deliveries.Add(1)
-			if m.Attributes["ApproximateReceiveCount"] != "1" {
+			n, _ := strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
+			inv.Attempt = max(inv.Attempt, n)
+			if n != 1 {
 				st.redeliveries.Add(1)
+				inv.Redelivered++
+			}
+			var ev events.S3Event
+			if json.Unmarshal([]byte(m.Body), &ev) == nil {
+				inv.Keys = append(inv.Keys, recordKeys(ev)...)
 			}
 		}
 		var resp events.SQSEventResponse
@@ -308,8 +351,38 @@ func (c *Chain) poller(ctx context.Context, id string, qs QueueSettings, q *Queu
 		st.failed.Add(int64(failed))
 		st.succeeded.Add(int64(len(batch.Records) - failed))
 		q.Settle(batch, resp, err)
+		inv.Failed = failed
+		if err != nil {
+			inv.Error = err.Error()
+		}
+		c.observe(inv)
 		c.inflight.Done()
 	}
+}
+
+// recordKeys returns the object keys of an S3 event, decoded.
+func recordKeys(ev events.S3Event) []string {
+	keys := make([]string, 0, len(ev.Records))
+	for _, r := range ev.Records {
+		k := r.S3.Object.URLDecodedKey
+		if k == "" {
+			k = r.S3.Object.Key
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// observe ends inv and hands it to OnInvocation.
+func (c *Chain) observe(inv Invocation) {
+	if c.cfg.OnInvocation == nil {
+		return
+	}
+	inv.End = time.Now()
+	if inv.Keys == nil {
+		inv.Keys = []string{}
+	}
+	c.cfg.OnInvocation(inv)
 }
 
 // invoke runs fn with the function's deadline, turning a panic into an
@@ -388,7 +461,9 @@ func (c *Chain) Stats() []Stats {
 		seen[id] = true
 		s := Stats{Target: id, Kind: "queue", Sent: t.stats.sent.Load(), Deliveries: t.stats.deliveries.Load(),
 			Redeliveries: t.stats.redeliveries.Load(), Succeeded: t.stats.succeeded.Load(), Failed: t.stats.failed.Load(),
-			DeadLetters: len(t.queue.DeadLetters()), Waiting: t.queue.Depth()}
+			DeadLetters: len(t.queue.DeadLetters())}
+		s.Visible, s.InFlight = t.queue.Counts()
+		s.Waiting = s.Visible + s.InFlight
 		if t.n.TargetType == samtemplate.FunctionType {
 			s.Kind = "function"
 		}
