@@ -43,11 +43,12 @@ func sections() []section {
 		{"scale", benchScale},
 		{"export", benchExport},
 		{"binaries", benchBinaries},
+		{"coldstart", benchColdStart},
 	}
 }
 
 func main() {
-	only := flag.String("only", "", "comma-separated sections to run (crawl,transform,load,run,scale,export,binaries)")
+	only := flag.String("only", "", "comma-separated sections to run (crawl,transform,load,run,scale,export,binaries,coldstart)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
