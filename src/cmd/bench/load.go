@@ -34,30 +34,19 @@ import (
 // reports rows/s of each (best of BENCH_LOAD_ROUNDS, default 2, alternating)
 // against the floor. BENCH_LOAD_BATCH sets the rows per statement or chunk.
 func benchLoad(ctx context.Context, out io.Writer) ([]figure, error) {
-	rows := 1_000_000
-	if v := os.Getenv("BENCH_LOAD_ROWS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("BENCH_LOAD_ROWS=%q is not a positive integer", v)
-		}
-		rows = n
+	rows, err := envCount("BENCH_LOAD_ROWS", 1_000_000)
+	if err != nil {
+		return nil, err
 	}
-	rounds := 2
-	if v := os.Getenv("BENCH_LOAD_ROUNDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("BENCH_LOAD_ROUNDS=%q is not a positive integer", v)
-		}
-		rounds = n
+	rounds, err := envCount("BENCH_LOAD_ROUNDS", 2)
+	if err != nil {
+		return nil, err
 	}
-	loader, fallback := &load.Loader{}, &load.Loader{Path: load.PathUpsert}
-	if v := os.Getenv("BENCH_LOAD_BATCH"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("BENCH_LOAD_BATCH=%q is not a positive integer", v)
-		}
-		loader.BatchRows, fallback.BatchRows = n, n
+	batch, err := envCount("BENCH_LOAD_BATCH", 0)
+	if err != nil {
+		return nil, err
 	}
+	loader, fallback := &load.Loader{BatchRows: batch}, &load.Loader{Path: load.PathUpsert, BatchRows: batch}
 	client, err := exec.LookPath("mariadb")
 	if err != nil {
 		return nil, errors.New("the mariadb command-line client is needed for the LOAD DATA floor (bash .ci/services.sh installs it)")

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -82,13 +81,9 @@ type runSummary struct {
 // ../shared/rickandmorty when it is there), else the fake API's generated
 // data of the same size.
 func benchRun(ctx context.Context, out io.Writer) ([]figure, error) {
-	rounds := 3
-	if v := os.Getenv("BENCH_RUN_ROUNDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("BENCH_RUN_ROUNDS=%q is not a positive integer", v)
-		}
-		rounds = n
+	rounds, err := envCount("BENCH_RUN_ROUNDS", 3)
+	if err != nil {
+		return nil, err
 	}
 	data := os.Getenv("BENCH_RUN_DATA")
 	if data == "" {

@@ -49,13 +49,9 @@ func (r scaleRun) rate() float64 { return float64(r.rows) / r.took().Seconds() }
 // baseline is the same run on the fake API's default size (826 characters,
 // the real API's): at scale the rate should hold and memory stay flat.
 func benchScale(ctx context.Context, out io.Writer) ([]figure, error) {
-	chars := 100_000
-	if v := os.Getenv("BENCH_SCALE_CHARACTERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("BENCH_SCALE_CHARACTERS=%q is not a positive integer", v)
-		}
-		chars = n
+	chars, err := envCount("BENCH_SCALE_CHARACTERS", 100_000)
+	if err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "bench-scale-")
 	if err != nil {

@@ -59,6 +59,10 @@ const refusalTTL = 10 * time.Minute
 // between the existing-keys query and the insert: rerun.
 var errConcurrentInsert = errors.New("another transaction inserted rows of this file meanwhile")
 
+// errStreamShort means a file streamed into an empty table in one statement
+// had rows the server skipped: run the attempt again in chunks.
+var errStreamShort = errors.New("a key repeats in the file or was inserted meanwhile: loading again in chunks")
+
 // refusedError is the server's refusal of LOAD DATA LOCAL or of the staging
 // table: the load runs again on the upsert path.
 type refusedError struct{ err error }
@@ -191,6 +195,7 @@ type infileLoader struct {
 	keyVals  rowKey   // the current record's key
 	last     []string // per DateTime or Date column, the last text that passed
 	staged   bool     // the staging table exists
+	stream   bool     // an empty table takes the whole file in one statement (streamAll)
 
 	afterBatch func(obj ObjectRef, n int)
 	afterProbe func(obj ObjectRef, n int)
@@ -204,8 +209,8 @@ type infileLoader struct {
 	stage    []byte
 }
 
-func newInfileLoader(t warehouse.Table, l *Loader, now time.Time, obj ObjectRef) *infileLoader {
-	f := &infileLoader{table: t, obj: obj, now: now,
+func newInfileLoader(t warehouse.Table, l *Loader, now time.Time, obj ObjectRef, stream bool) *infileLoader {
+	f := &infileLoader{table: t, obj: obj, now: now, stream: stream,
 		loaded:   []byte(now.UTC().Format("2006-01-02 15:04:05.000000")),
 		maxRows:  cmp.Or(l.BatchRows, DefaultChunkRows),
 		maxBytes: cmp.Or(l.BatchBytes, DefaultChunkBytes),
@@ -245,6 +250,16 @@ func (f *infileLoader) run(ctx context.Context, tx *sql.Tx, cr *tablecsv.Reader)
 	}()
 	// The producer reads the object: it must be gone before a retry rereads it.
 	defer func() { cancel(); <-done }()
+	if f.stream {
+		var any int
+		err := tx.QueryRowContext(ctx, warehousedb.AnyRowSQL(f.table)).Scan(&any)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return f.streamAll(ctx, tx, ready, free)
+		case err != nil:
+			return 0, f.dbError(err, 0, 0)
+		}
+	}
 	n := 0
 	for c := range ready {
 		if c.err != nil {
@@ -275,6 +290,66 @@ func (f *infileLoader) run(ctx context.Context, tx *sql.Tx, cr *tablecsv.Reader)
 	return total, nil
 }
 
+// streamAll sends the whole file into the empty table with one LOAD DATA,
+// chunk after chunk as the producer fills them: a first load, sent as the
+// server loads fastest (InnoDB writes an empty table's rows with less undo
+// logging when one statement inserts them all). If the server skipped a row,
+// a key repeats in the file or another transaction inserted one meanwhile:
+// errStreamShort has the attempt run again in chunks, which sort these out.
+func (f *infileLoader) streamAll(ctx context.Context, tx *sql.Tx, ready <-chan *chunk, free chan<- *chunk) (int64, error) {
+	r := &chunkReader{f: f, ready: ready, free: free}
+	n, err := f.loadData(ctx, tx, r, false)
+	switch {
+	case r.err != nil: // the file's own error, which the driver ended the statement for
+		return r.total, r.err
+	case ctx.Err() != nil: // the producer may have stopped before the end of the file
+		return r.total, errors.Join(err, ctx.Err())
+	case err != nil:
+		return r.total, f.dbError(err, r.first, r.last)
+	case n != r.total:
+		return r.total, fmt.Errorf("loading %s into %s: %d of %d rows inserted: %w", f.obj, f.table.Name, n, r.total, errStreamShort)
+	}
+	return r.total, nil
+}
+
+// chunkReader reads the producer's chunks as one stream of text.
+type chunkReader struct {
+	f           *infileLoader
+	ready       <-chan *chunk
+	free        chan<- *chunk
+	cur         *chunk
+	off         int
+	n           int   // chunks read
+	total       int64 // rows in them
+	first, last int   // lines of the current chunk
+	err         error
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for r.cur == nil || r.off == len(r.cur.text) {
+		if r.cur != nil {
+			r.free <- r.cur
+			r.cur = nil
+			if r.n++; r.f.afterBatch != nil {
+				r.f.afterBatch(r.f.obj, r.n)
+			}
+		}
+		c, ok := <-r.ready
+		if !ok {
+			return 0, io.EOF
+		}
+		if c.err != nil {
+			r.err = c.err
+			return 0, c.err
+		}
+		r.cur, r.off, r.first, r.last = c, 0, c.first, c.last
+		r.total += c.read
+	}
+	n := copy(p, r.cur.text[r.off:])
+	r.off += n
+	return n, nil
+}
+
 // produce fills chunks from cr until EOF, an error, or ctx is done.
 func (f *infileLoader) produce(ctx context.Context, cr *tablecsv.Reader, free <-chan *chunk, ready chan<- *chunk) {
 	for {
@@ -285,30 +360,15 @@ func (f *infileLoader) produce(ctx context.Context, cr *tablecsv.Reader, free <-
 			return
 		}
 		c.text, c.rows, c.read, c.err = c.text[:0], c.rows[:0], 0, nil
-		eof := false
-		for len(c.rows) < f.maxRows && len(c.text) < f.maxBytes {
-			rec, err := cr.Read()
-			if err == io.EOF {
-				eof = true
-				break
+		eof, err := fill(cr, f.obj, func() bool { return len(c.rows) >= f.maxRows || len(c.text) >= f.maxBytes },
+			func(rec []tablecsv.Field, line int) error { return f.add(c, rec, line) })
+		if err != nil {
+			c.err = err
+			select {
+			case ready <- c:
+			case <-ctx.Done():
 			}
-			var pe *tablecsv.ParseError
-			switch {
-			case err == nil:
-				err = f.add(c, rec, cr.Line())
-			case errors.As(err, &pe):
-				err = &ContentError{Object: f.obj.String(), Line: pe.Line, Err: pe.Err}
-			default: // the object could not be read (S3): transient
-				err = fmt.Errorf("loading %s: reading: %w", f.obj, err)
-			}
-			if err != nil {
-				c.err = err
-				select {
-				case ready <- c:
-				case <-ctx.Done():
-				}
-				return
-			}
+			return
 		}
 		if c.read > 0 {
 			c.first, c.last = c.rows[0].line, c.rows[len(c.rows)-1].line
@@ -525,7 +585,7 @@ func (f *infileLoader) apply(ctx context.Context, tx *sql.Tx, c *chunk) error {
 		send = f.fresh
 	}
 	if fresh > 0 {
-		n, err := f.loadData(ctx, tx, send, false)
+		n, err := f.loadData(ctx, tx, bytes.NewReader(send), false)
 		if err != nil {
 			return f.dbError(err, c.first, c.last)
 		}
@@ -542,7 +602,7 @@ func (f *infileLoader) apply(ctx context.Context, tx *sql.Tx, c *chunk) error {
 			}
 			f.staged = true
 		}
-		if _, err := f.loadData(ctx, tx, f.stage, true); err != nil {
+		if _, err := f.loadData(ctx, tx, bytes.NewReader(f.stage), true); err != nil {
 			return f.dbError(err, c.first, c.last)
 		}
 	}
@@ -551,9 +611,9 @@ func (f *infileLoader) apply(ctx context.Context, tx *sql.Tx, c *chunk) error {
 
 // loadData sends text with LOAD DATA LOCAL INFILE through a reader handler
 // registered for this statement, and returns the rows affected.
-func (f *infileLoader) loadData(ctx context.Context, tx *sql.Tx, text []byte, staged bool) (int64, error) {
+func (f *infileLoader) loadData(ctx context.Context, tx *sql.Tx, text io.Reader, staged bool) (int64, error) {
 	name := readerPrefix + strconv.FormatUint(readerSeq.Add(1), 10)
-	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(text) })
+	mysql.RegisterReaderHandler(name, func() io.Reader { return text })
 	defer mysql.DeregisterReaderHandler(name)
 	res, err := tx.ExecContext(ctx, warehousedb.LoadDataSQL(f.table, "Reader::"+name, staged))
 	if err != nil {

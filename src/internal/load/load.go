@@ -179,10 +179,20 @@ func (l *Loader) Apply(ctx context.Context, db *sql.DB, table warehouse.Table, r
 	defer src.Close()
 	attempts := cmp.Or(l.MaxAttempts, DefaultMaxAttempts)
 	backoff := cmp.Or(l.Backoff, 50*time.Millisecond)
+	stream := true // into an empty table, on the LOAD DATA path: one statement
 	for {
 		res.Attempts++
 		res.Path, res.Fallback = l.choosePath(ctx, db, table)
-		err := l.applyOnce(ctx, db, table, src, obj, &res)
+		err := l.applyOnce(ctx, db, table, src, obj, stream, &res)
+		if errors.Is(err, errStreamShort) {
+			// Not a try: the same attempt again, in chunks.
+			stream = false
+			res.Attempts--
+			if err := src.rewind(ctx); err != nil {
+				return res, fmt.Errorf("loading %s: rewinding to load in chunks: %w", obj, err)
+			}
+			continue
+		}
 		var refused *refusedError
 		if errors.As(err, &refused) && l.Path == PathAuto {
 			// Not a try: run the same attempt again on the upsert path.
@@ -211,7 +221,7 @@ func (l *Loader) Apply(ctx context.Context, db *sql.DB, table warehouse.Table, r
 	}
 }
 
-func (l *Loader) applyOnce(ctx context.Context, db *sql.DB, table warehouse.Table, r io.Reader, obj ObjectRef, res *Result) (err error) {
+func (l *Loader) applyOnce(ctx context.Context, db *sql.DB, table warehouse.Table, r io.Reader, obj ObjectRef, stream bool, res *Result) (err error) {
 	res.Rows, res.Skipped, res.LoadedAt = 0, false, time.Time{}
 	cr := tablecsv.NewReader(r)
 	if err := checkHeader(cr, table, obj); err != nil {
@@ -249,7 +259,7 @@ func (l *Loader) applyOnce(ctx context.Context, db *sql.DB, table warehouse.Tabl
 
 	var total int64
 	if res.Path == PathInfile {
-		total, err = newInfileLoader(table, l, now, obj).run(ctx, tx, cr)
+		total, err = newInfileLoader(table, l, now, obj, stream).run(ctx, tx, cr)
 	} else {
 		b := newBatcher(table, l, now, obj)
 		b.afterBatch = l.afterBatch
@@ -433,27 +443,12 @@ func (b *batcher) produce(ctx context.Context, cr *tablecsv.Reader, free <-chan 
 		if bt.vals == nil {
 			bt.vals = make([]any, 0, b.maxRows*b.perRow)
 		}
-		eof := false
-		for len(bt.rows) < b.maxRows && bt.bytes < b.maxBytes {
-			rec, err := cr.Read()
-			if err == io.EOF {
-				eof = true
-				break
-			}
-			var pe *tablecsv.ParseError
-			switch {
-			case err == nil:
-				err = b.add(bt, rec, cr.Line())
-			case errors.As(err, &pe):
-				err = &ContentError{Object: b.obj.String(), Line: pe.Line, Err: pe.Err}
-			default: // the object could not be read (S3): transient
-				err = fmt.Errorf("loading %s: reading: %w", b.obj, err)
-			}
-			if err != nil {
-				bt.err = err
-				send(bt)
-				return
-			}
+		eof, err := fill(cr, b.obj, func() bool { return len(bt.rows) >= b.maxRows || bt.bytes >= b.maxBytes },
+			func(rec []tablecsv.Field, line int) error { return b.add(bt, rec, line) })
+		if err != nil {
+			bt.err = err
+			send(bt)
+			return
 		}
 		if bt.read > 0 {
 			b.arrange(bt)
@@ -465,6 +460,31 @@ func (b *batcher) produce(ctx context.Context, cr *tablecsv.Reader, free <-chan 
 			return
 		}
 	}
+}
+
+// fill reads records from cr and hands each to add, until full says so or
+// the file ends (eof). A record that cannot be read is a ContentError (bad
+// CSV) or a transient error (the object could not be read), returned.
+func fill(cr *tablecsv.Reader, obj ObjectRef, full func() bool, add func(rec []tablecsv.Field, line int) error) (eof bool, err error) {
+	for !full() {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return true, nil
+		}
+		var pe *tablecsv.ParseError
+		switch {
+		case err == nil:
+			err = add(rec, cr.Line())
+		case errors.As(err, &pe):
+			err = &ContentError{Object: obj.String(), Line: pe.Line, Err: pe.Err}
+		default: // the object could not be read (S3): transient
+			err = fmt.Errorf("loading %s: reading: %w", obj, err)
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // add converts one record; a bad value is a ContentError naming the line and column.

@@ -47,6 +47,9 @@ type Config struct {
 	// started later than that, and a load still running then is abandoned
 	// (rolled back) and reported failed, rather than killed mid-batch.
 	Reserve time.Duration
+	// Path forces how rows go to MySQL (LOAD_PATH: load-data or upsert);
+	// empty: LOAD DATA LOCAL INFILE where the server allows it, else upserts.
+	Path load.Path
 }
 
 // ConfigFromEnv reads the configuration and reports every problem at once.
@@ -57,6 +60,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		PathStyle: env.Bool("S3_FORCE_PATH_STYLE", false),
 		DB:        mysqldb.ConfigFromEnv(env),
 		Reserve:   env.Duration("LOAD_DEADLINE_RESERVE", 5*time.Second),
+		Path:      load.Path(env.OneOf("LOAD_PATH", "", string(load.PathInfile), string(load.PathUpsert))),
 	}
 	return c, env.Err()
 }
@@ -86,7 +90,9 @@ type Handler struct {
 
 // New returns a Handler.
 func New(cfg Config, s3c bucket.API, db dbSource, log *slog.Logger) *Handler {
-	return &Handler{cfg: cfg, bucket: bucket.New(s3c, cfg.Bucket), db: db, log: log, Now: time.Now}
+	h := &Handler{cfg: cfg, bucket: bucket.New(s3c, cfg.Bucket), db: db, log: log, Now: time.Now}
+	h.loader.Path = cfg.Path
+	return h
 }
 
 // Status says what became of one object (or message).

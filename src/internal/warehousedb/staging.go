@@ -100,6 +100,9 @@ func ExistingKeysSQL(t warehouse.Table, n int) string {
 	return q + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
 }
 
+// AnyRowSQL returns the query that reads one row of t, if it has any.
+func AnyRowSQL(t warehouse.Table) string { return "SELECT 1 FROM " + Quote(t.Name) + " LIMIT 1" }
+
 func quoteAll(names []string) string {
 	q := make([]string, len(names))
 	for i, n := range names {
