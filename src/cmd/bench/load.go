@@ -63,48 +63,65 @@ func benchLoad(ctx context.Context, out io.Writer) ([]figure, error) {
 	defer os.Remove(csvPath)
 	fmt.Fprintf(out, "load: generated %d characters rows, %.1f MB\n", rows, float64(size)/1e6)
 
-	// Alternate the two, best of rounds each, so that a burst of load from
-	// elsewhere on the machine does not decide the ratio.
+	// Alternate the three, best of rounds each, so that a burst of load from
+	// elsewhere on the machine does not decide the ratio; each starts on a
+	// fresh database with the others' dropped (so none flushes another's
+	// dirty pages), and the order turns every round. The first round checks
+	// that all three tables hold the same rows.
 	table, _ := warehouse.Lookup(warehouse.Characters)
-	var best, bestFallback, bestFloor time.Duration
-	keepBest := func(b *time.Duration, took time.Duration) {
-		if *b == 0 || took < *b {
-			*b = took
-		}
+	type contender struct {
+		name string
+		run  func() (*benchDB, time.Duration, error)
+		best time.Duration
 	}
 	var path load.Path
-	for round := 1; round <= rounds; round++ {
-		floor, took, err := timeLoadData(ctx, client, server, csvPath, table)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(out, "load: round %d: LOAD DATA LOCAL INFILE %d rows in %s (%.0f rows/s)\n", round, rows, took.Round(time.Millisecond), float64(rows)/took.Seconds())
-		keepBest(&bestFloor, took)
-		for _, l := range []*load.Loader{loader, fallback} {
-			ours, took, res, err := timeApply(ctx, l, server, csvPath, table)
-			if err != nil {
-				floor.drop()
-				return nil, err
-			}
-			fmt.Fprintf(out, "load: round %d: load.Apply (%s path) %d rows in %s (%.0f rows/s, %d attempt(s))\n", round, res.Path, res.Rows, took.Round(time.Millisecond), float64(rows)/took.Seconds(), res.Attempts)
+	apply := func(l *load.Loader) func() (*benchDB, time.Duration, error) {
+		return func() (*benchDB, time.Duration, error) {
+			d, took, res, err := timeApply(ctx, l, server, csvPath, table)
 			if l == loader {
-				keepBest(&best, took)
 				path = res.Path
 				if res.Fallback != "" {
 					fmt.Fprintf(out, "load: the Load path fell back to upserts: %s\n", res.Fallback)
 				}
-			} else {
-				keepBest(&bestFallback, took)
 			}
-			err = sameData(ctx, out, ours, floor, table, rows, round == rounds)
-			ours.drop()
-			if err != nil {
-				floor.drop()
-				return nil, err
-			}
+			return d, took, err
 		}
-		floor.drop()
 	}
+	all := []*contender{
+		{name: "LOAD DATA LOCAL INFILE (mariadb client)", run: func() (*benchDB, time.Duration, error) {
+			return timeLoadData(ctx, client, server, csvPath, table)
+		}},
+		{name: "load.Apply, the Load path", run: apply(loader)},
+		{name: "load.Apply, upsert path", run: apply(fallback)},
+	}
+	sums := map[string]bool{}
+	for round := 1; round <= rounds; round++ {
+		for i := range all {
+			c := all[(i+round-1)%len(all)]
+			d, took, err := c.run()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", c.name, err)
+			}
+			fmt.Fprintf(out, "load: round %d: %-40s %d rows in %s (%.0f rows/s)\n", round, c.name, rows, took.Round(time.Millisecond), float64(rows)/took.Seconds())
+			if c.best == 0 || took < c.best {
+				c.best = took
+			}
+			if round == 1 {
+				sum, n, err := warehousedb.Checksum(ctx, d.db, table, warehousedb.DumpData)
+				if err != nil || n != int64(rows) {
+					d.drop()
+					return nil, fmt.Errorf("%s: %d rows, want %d (%v)", c.name, n, rows, err)
+				}
+				sums[sum] = true
+			}
+			d.drop()
+		}
+	}
+	if len(sums) != 1 {
+		return nil, fmt.Errorf("the tables differ: %d different checksums of %d rows", len(sums), rows)
+	}
+	fmt.Fprintf(out, "load: the three tables hold the same %d rows\n", rows)
+	bestFloor, best, bestFallback := all[0].best, all[1].best, all[2].best
 	floorRate := float64(rows) / bestFloor.Seconds()
 	ourRate, fallbackRate := float64(rows)/best.Seconds(), float64(rows)/bestFallback.Seconds()
 	return []figure{{
@@ -163,37 +180,6 @@ func timeLoadData(ctx context.Context, client, server, path string, table wareho
 		return nil, 0, err
 	}
 	return d, time.Since(start), nil
-}
-
-// sameData checks that both databases hold rows identical rows (data
-// columns); with full, by checksum of every row, else by count.
-func sameData(ctx context.Context, out io.Writer, a, b *benchDB, table warehouse.Table, rows int, full bool) error {
-	if !full {
-		var na, nb int
-		if err := a.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+warehousedb.Quote(table.Name)).Scan(&na); err != nil {
-			return err
-		}
-		if err := b.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+warehousedb.Quote(table.Name)).Scan(&nb); err != nil {
-			return err
-		}
-		if na != rows || nb != rows {
-			return fmt.Errorf("row counts: load.Apply %d, LOAD DATA %d, want %d", na, nb, rows)
-		}
-		return nil
-	}
-	sa, na, err := warehousedb.Checksum(ctx, a.db, table, warehousedb.DumpData)
-	if err != nil {
-		return err
-	}
-	sb, nb, err := warehousedb.Checksum(ctx, b.db, table, warehousedb.DumpData)
-	if err != nil {
-		return err
-	}
-	if sa != sb || na != nb || na != int64(rows) {
-		return fmt.Errorf("the two tables differ: load.Apply %d rows sha256 %s, LOAD DATA %d rows sha256 %s", na, sa[:12], nb, sb[:12])
-	}
-	fmt.Fprintf(out, "load: load.Apply's table holds the same %d rows as LOAD DATA's (sha256 %s)\n", na, sa[:12])
-	return nil
 }
 
 // writeCharacters writes a processed characters CSV of n rows to a temporary
