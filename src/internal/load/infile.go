@@ -573,7 +573,8 @@ func (f *infileLoader) apply(ctx context.Context, tx *sql.Tx, c *chunk) error {
 	}
 
 	f.fresh, f.stage = f.fresh[:0], f.stage[:0]
-	send, fresh := f.fresh, 0
+	var send []byte
+	fresh := 0
 	if len(f.existing) == 0 && len(f.lastOf) == len(c.rows) {
 		send, fresh = c.text, len(c.rows) // every row new (the usual first load): no copy
 	} else {
