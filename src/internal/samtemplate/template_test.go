@@ -413,7 +413,7 @@ func TestEnvironment(t *testing.T) {
 		"DB_TLS": "true", "DB_CA_BUNDLE": "/var/task/rds-ca-bundle.pem",
 		"DB_MAX_OPEN_CONNS": "4", "DB_CONN_MAX_LIFETIME": "5m",
 	}
-	load := map[string]string{"LOAD_DEADLINE_RESERVE": "5s"}
+	load := map[string]string{"LOAD_DEADLINE_RESERVE": "5s", "LOAD_PATH": ""}
 	export := map[string]string{
 		"EXPORT_BUCKET": defaultBucket, "EXPORT_PREFIX": "exports/", "EXPORT_LAG": "30s",
 		"EXPORT_TABLES":            "characters,locations,episodes,character_episodes",
