@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -156,15 +154,9 @@ func refusal(err error) bool {
 	return false
 }
 
-// readerSeq names the reader handlers of this process uniquely.
-var (
-	readerSeq    atomic.Uint64
-	readerPrefix = func() string {
-		b := make([]byte, 4)
-		_, _ = rand.Read(b)
-		return "rickmorty-load-" + hex.EncodeToString(b) + "-"
-	}()
-)
+// readerSeq numbers the reader handlers of this process: the driver's
+// registry of names is process-wide.
+var readerSeq atomic.Uint64
 
 // chunk is one chunk of the file: its rows as tab-separated text.
 type chunk struct {
@@ -618,7 +610,7 @@ func (f *infileLoader) apply(ctx context.Context, tx *sql.Tx, c *chunk) error {
 // loadData sends text with LOAD DATA LOCAL INFILE through a reader handler
 // registered for this statement, and returns the rows affected.
 func (f *infileLoader) loadData(ctx context.Context, tx *sql.Tx, text io.Reader, staged bool) (int64, error) {
-	name := readerPrefix + strconv.FormatUint(readerSeq.Add(1), 10)
+	name := "rickmorty-load-" + strconv.FormatUint(readerSeq.Add(1), 10)
 	mysql.RegisterReaderHandler(name, func() io.Reader { return text })
 	defer mysql.DeregisterReaderHandler(name)
 	res, err := tx.ExecContext(ctx, warehousedb.LoadDataSQL(f.table, "Reader::"+name, staged))
