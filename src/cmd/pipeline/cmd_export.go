@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/exportfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
@@ -21,7 +22,7 @@ func exportCommand() *command {
 		setup: func(fs *flag.FlagSet, g *globals) func(ctx context.Context) (result, error) {
 			tables := fs.String("tables", strings.Join(exportfn.DefaultTables, ","), "comma-separated tables to export")
 			lag := fs.Duration("lag", export.DefaultLag, "upper bound = database clock minus this (longer than any write transaction)")
-			prefix := fs.String("prefix", "exports/", "key prefix of the exports in the bucket (never under raw/ or processed/)")
+			prefix := fs.String("prefix", bucket.DefaultExportPrefix, "key prefix of the exports in the bucket (never under raw/ or processed/)")
 			wm := fs.String("watermark-columns", "", "per-table watermark columns, as EXPORT_WATERMARK_COLUMNS: orders=updated_at:created_at;...")
 			chunk := fs.Int("chunk-rows", export.DefaultChunkRows, "rows per keyset query (the first export's key-order chunks; incremental ones when an index serves the order)")
 			group := fs.Int("row-group-rows", export.DefaultRowGroupRows, "rows per Parquet row group")
@@ -40,7 +41,7 @@ func exportCommand() *command {
 				if len(cfg.Tables) == 0 {
 					return nil, fmt.Errorf("--tables names no table")
 				}
-				if err := export.ValidatePrefix(cfg.Prefix); err != nil {
+				if err := bucket.ValidateExportPrefix(cfg.Prefix); err != nil {
 					return nil, fmt.Errorf("--prefix: %w", err)
 				}
 				overrides, err := export.ParseWatermarkColumns(*wm)

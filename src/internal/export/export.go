@@ -23,6 +23,7 @@ import (
 	"github.com/parquet-go/parquet-go/compress/uncompressed"
 	"github.com/parquet-go/parquet-go/compress/zstd"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
 )
 
@@ -33,7 +34,7 @@ const (
 	DefaultRowGroupRows   = 128 * 1024
 	DefaultCompression    = "zstd"
 	DefaultDeadlineMargin = 30 * time.Second
-	DefaultPartSize       = minPartSize
+	DefaultPartSize       = bucket.MinPartSize
 )
 
 // Memory bounds besides row counts: a batch handed from the reader to the
@@ -68,9 +69,8 @@ func codec(name string) (compress.Codec, error) {
 // the package documentation for the watermark scheme.
 type Exporter struct {
 	DB     *sql.DB
-	S3     s3API
-	Bucket string
-	Prefix string // e.g. "exports/"; checked by ValidatePrefix
+	Bucket *bucket.Bucket
+	Prefix string // e.g. bucket.DefaultExportPrefix; checked by bucket.ValidateExportPrefix
 
 	Lag            time.Duration // the upper bound is the database clock minus Lag
 	ChunkRows      int           // rows per keyset query: snapshot chunks, and incremental ones when an index serves the order (DefaultChunkRows)
@@ -107,10 +107,10 @@ func (e *Exporter) dbClock(ctx context.Context, tx *sql.Tx) (time.Time, error) {
 // Validate checks the Exporter's settings.
 func (e *Exporter) Validate() error {
 	var errs []error
-	if e.DB == nil || e.S3 == nil || e.Bucket == "" {
-		errs = append(errs, errors.New("exporter needs a database, an S3 client and a bucket"))
+	if e.DB == nil || e.Bucket == nil {
+		errs = append(errs, errors.New("exporter needs a database and a bucket"))
 	}
-	if err := ValidatePrefix(e.Prefix); err != nil {
+	if err := bucket.ValidateExportPrefix(e.Prefix); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := codec(e.Compression); err != nil {
@@ -192,8 +192,8 @@ type tableRun struct {
 	from     *position
 	t        *tableInfo
 	upper    time.Time
-	csv      *objectWriter
-	pq       *objectWriter
+	csv      *bucket.Writer
+	pq       *bucket.Writer
 	pqw      *parquet.GenericWriter[any]
 	closed   bool
 	csvEnc   *encoder // renders the CSV records on the writer goroutine
@@ -220,7 +220,7 @@ func (e *Exporter) exportTable(ctx context.Context, spec TableSpec, stamp string
 	if err != nil {
 		r.abort(ctx)
 		res.Status = StatusFailed
-		if errors.Is(err, ErrPreconditionFailed) && status == StatusConflict {
+		if errors.Is(err, bucket.ErrPrecondition) && status == StatusConflict {
 			res.Status = StatusConflict
 		}
 		res.Error = err.Error()
@@ -232,7 +232,7 @@ func (e *Exporter) exportTable(ctx context.Context, spec TableSpec, stamp string
 }
 
 func (r *tableRun) abort(ctx context.Context) {
-	for _, w := range []*objectWriter{r.csv, r.pq} {
+	for _, w := range []*bucket.Writer{r.csv, r.pq} {
 		if w != nil {
 			_ = w.Abort(ctx)
 		}
@@ -248,24 +248,26 @@ func (r *tableRun) run(ctx context.Context) (Status, error) {
 	if len(cols) == 0 {
 		cols = DefaultWatermarkColumns
 	}
-	base := e.Prefix + name + "/"
-	r.wmKey = base + "csv/" + WatermarkFile
+	r.wmKey = bucket.WatermarkKey(e.Prefix, name)
 
 	// 1. The watermark: read first, with its ETag, so that the final write
-	// can be conditional on nobody having moved it meanwhile.
-	body, etag, found, err := readObject(ctx, e.S3, e.Bucket, r.wmKey, maxWatermarkSize)
-	if err != nil {
-		return StatusFailed, err
-	}
-	if found {
+	// can be conditional on nobody having moved it meanwhile. Only a
+	// missing object means "no watermark yet": a missing bucket or a
+	// denied access fails the table, naming the bucket.
+	body, info, err := e.Bucket.ReadAll(ctx, r.wmKey, maxWatermarkSize)
+	switch {
+	case errors.Is(err, bucket.ErrGone):
+	case err != nil:
+		return StatusFailed, fmt.Errorf("reading the watermark: %w", err)
+	default:
 		w, err := ParseWatermark(body)
 		if err != nil {
-			return StatusFailed, fmt.Errorf("watermark s3://%s/%s: %w (fix it, or delete it to export the whole table again)", e.Bucket, r.wmKey, err)
+			return StatusFailed, fmt.Errorf("watermark %s: %w (fix it, or delete it to export the whole table again)", e.Bucket.URL(r.wmKey), err)
 		}
 		if w.Table != name {
-			return StatusFailed, fmt.Errorf("watermark s3://%s/%s belongs to table %q", e.Bucket, r.wmKey, w.Table)
+			return StatusFailed, fmt.Errorf("watermark %s belongs to table %q", e.Bucket.URL(r.wmKey), w.Table)
 		}
-		r.old, r.etag = &w, etag
+		r.old, r.etag = &w, info.ETag
 	}
 
 	// 2. One read-only REPEATABLE READ transaction: every chunk and the final
@@ -335,13 +337,13 @@ func (r *tableRun) run(ctx context.Context) (Status, error) {
 	if err := r.commitFiles(ctx); err != nil {
 		return StatusConflict, err
 	}
-	for _, w := range []*objectWriter{r.csv, r.pq} {
-		size, err := objectSize(ctx, e.S3, e.Bucket, w.key)
+	for _, w := range []*bucket.Writer{r.csv, r.pq} {
+		info, err := e.Bucket.Head(ctx, w.Key())
 		if err != nil {
 			return StatusFailed, err
 		}
-		if size != w.Size() {
-			return StatusFailed, fmt.Errorf("s3://%s/%s holds %d bytes, %d were written", e.Bucket, w.key, size, w.Size())
+		if info.Size != w.Size() {
+			return StatusFailed, fmt.Errorf("%s holds %d bytes, %d were written", e.Bucket.URL(w.Key()), info.Size, w.Size())
 		}
 	}
 
@@ -417,8 +419,9 @@ func (r *tableRun) moveWatermark(ctx context.Context, last position, rows int64,
 		Timestamp: last.TS, Key: last.Key, Rows: rows, Files: r.res.Files,
 		RunID: e.RunID, Complete: complete, UpdatedAt: e.now().UTC(),
 	}
-	if _, err := putIf(ctx, e.S3, e.Bucket, r.wmKey, "text/plain; charset=utf-8", wm.Format(), r.etag); err != nil {
-		if errors.Is(err, ErrPreconditionFailed) {
+	put := bucket.PutOptions{ContentType: "text/plain; charset=utf-8", IfMatch: r.etag, IfNoneMatch: r.etag == ""}
+	if _, err := e.Bucket.Put(ctx, r.wmKey, wm.Format(), put); err != nil {
+		if errors.Is(err, bucket.ErrPrecondition) {
 			return StatusConflict, fmt.Errorf("another run moved the watermark meanwhile; this run's files stay and its rows will be exported again: %w", err)
 		}
 		return StatusFailed, err
@@ -448,11 +451,11 @@ func (r *tableRun) checkOld() error {
 	}
 	if !same(r.old.Columns, names(r.t.Watermark)) {
 		return configError("the watermark was written for watermark columns %v, the configuration says %v: restore the configuration, or delete s3://%s/%s to export the whole table again",
-			r.old.Columns, names(r.t.Watermark), r.e.Bucket, r.wmKey)
+			r.old.Columns, names(r.t.Watermark), r.e.Bucket.Name(), r.wmKey)
 	}
 	if !same(r.old.KeyColumns, names(r.t.Key)) {
 		return configError("the watermark was written for primary key %v, the table's key is now %v: delete s3://%s/%s to export the whole table again",
-			r.old.KeyColumns, names(r.t.Key), r.e.Bucket, r.wmKey)
+			r.old.KeyColumns, names(r.t.Key), r.e.Bucket.Name(), r.wmKey)
 	}
 	for i, c := range r.t.Key {
 		if _, err := c.keyArg(r.old.Key[i]); err != nil {
@@ -899,9 +902,11 @@ func (r *tableRun) open(ctx context.Context) error {
 		return err
 	}
 	r.csvEnc = newEncoder(r.t.Columns, 0)
-	meta := map[string]string{"run-id": e.RunID, "table": name}
-	r.csv = newObjectWriter(ctx, e.S3, e.Bucket, r.csvKey(stem), "text/csv; charset=utf-8; header=present", meta, e.PartSize)
-	r.pq = newObjectWriter(ctx, e.S3, e.Bucket, r.pqKey(stem), "application/vnd.apache.parquet", meta, e.PartSize)
+	meta := map[string]string{bucket.MetaRunID: e.RunID, bucket.MetaTable: name}
+	r.csv = e.Bucket.NewWriter(ctx, r.csvKey(stem), bucket.WriteOptions{
+		ContentType: "text/csv; charset=utf-8; header=present", Metadata: meta, IfNoneMatch: true, PartSize: e.PartSize})
+	r.pq = e.Bucket.NewWriter(ctx, r.pqKey(stem), bucket.WriteOptions{
+		ContentType: "application/vnd.apache.parquet", Metadata: meta, IfNoneMatch: true, PartSize: e.PartSize})
 
 	cw := tablecsv.NewWriter(r.csv)
 	if err := cw.WriteHeader(names(r.t.Columns)); err != nil {
@@ -930,24 +935,21 @@ func (r *tableRun) open(ctx context.Context) error {
 }
 
 func (r *tableRun) csvKey(stem string) string {
-	return r.e.Prefix + r.t.Name + "/csv/" + stem + ".csv"
+	return bucket.ExportKey(r.e.Prefix, r.t.Name, bucket.CSV, stem)
 }
 
 func (r *tableRun) pqKey(stem string) string {
-	return r.e.Prefix + r.t.Name + "/parquet/" + stem + ".parquet"
+	return bucket.ExportKey(r.e.Prefix, r.t.Name, bucket.Parquet, stem)
 }
 
 // freeStem returns the first file stem from attempt on, <table>_data_<stamp>
 // then <table>_data_<stamp>_1, _2, ..., whose CSV and Parquet names are both free.
 func (r *tableRun) freeStem(ctx context.Context, attempt int) (string, error) {
 	for i := attempt; i < attempt+100; i++ {
-		stem := r.t.Name + "_data_" + r.stamp
-		if i > 0 {
-			stem += "_" + strconv.Itoa(i)
-		}
+		stem := bucket.ExportStem(r.t.Name, r.stamp, i)
 		taken := false
 		for _, key := range []string{r.csvKey(stem), r.pqKey(stem)} {
-			ok, err := exists(ctx, r.e.S3, r.e.Bucket, key)
+			ok, err := r.e.Bucket.Exists(ctx, key)
 			if err != nil {
 				return "", err
 			}
@@ -1034,7 +1036,7 @@ func (r *tableRun) commitFiles(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, ErrPreconditionFailed) || attempt >= 10 {
+		if !errors.Is(err, bucket.ErrPrecondition) || attempt >= 10 {
 			return err
 		}
 		attempt++
@@ -1046,11 +1048,11 @@ func (r *tableRun) commitFiles(ctx context.Context) error {
 			return fmt.Errorf("%w (a concurrent run took the name; this run's rows will be exported again)", err)
 		}
 	}
-	r.res.Files = append(r.res.Files, r.csv.key)
+	r.res.Files = append(r.res.Files, r.csv.Key())
 	if _, err := r.pq.Commit(ctx); err != nil {
-		return fmt.Errorf("%w (its CSV twin s3://%s/%s stays; its rows will be exported again)", err, r.e.Bucket, r.csv.key)
+		return fmt.Errorf("%w (its CSV twin %s stays; its rows will be exported again)", err, r.e.Bucket.URL(r.csv.Key()))
 	}
-	r.res.Files = append(r.res.Files, r.pq.key)
+	r.res.Files = append(r.res.Files, r.pq.Key())
 	return nil
 }
 

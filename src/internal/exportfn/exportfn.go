@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
@@ -54,7 +54,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		Bucket:         env.String("EXPORT_BUCKET", ""),
 		PathStyle:      env.Bool("S3_FORCE_PATH_STYLE", false),
-		Prefix:         env.String("EXPORT_PREFIX", "exports/"),
+		Prefix:         env.String("EXPORT_PREFIX", bucket.DefaultExportPrefix),
 		Tables:         env.List("EXPORT_TABLES", DefaultTables),
 		Lag:            env.Duration("EXPORT_LAG", export.DefaultLag),
 		ChunkRows:      env.Int("EXPORT_CHUNK_ROWS", export.DefaultChunkRows, 1, 10_000_000),
@@ -66,7 +66,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.Bucket == "" {
 		c.Bucket = env.Required("BUCKET")
 	}
-	if err := export.ValidatePrefix(c.Prefix); err != nil {
+	if err := bucket.ValidateExportPrefix(c.Prefix); err != nil {
 		env.Fail("EXPORT_PREFIX: %v", err)
 	}
 	if len(c.Tables) == 0 {
@@ -93,17 +93,17 @@ type Event struct {
 
 // Handler handles schedule events.
 type Handler struct {
-	cfg Config
-	s3  *s3.Client
-	db  *mysqldb.Connector
-	log *slog.Logger
+	cfg    Config
+	bucket *bucket.Bucket
+	db     *mysqldb.Connector
+	log    *slog.Logger
 	// Now is the clock of file names and deadline checks.
 	Now func() time.Time
 }
 
-// New returns a Handler.
-func New(cfg Config, s3c *s3.Client, db *mysqldb.Connector, log *slog.Logger) *Handler {
-	return &Handler{cfg: cfg, s3: s3c, db: db, log: log, Now: time.Now}
+// New returns a Handler exporting to cfg.Bucket through api (an *s3.Client).
+func New(cfg Config, api bucket.API, db *mysqldb.Connector, log *slog.Logger) *Handler {
+	return &Handler{cfg: cfg, bucket: bucket.New(api, cfg.Bucket), db: db, log: log, Now: time.Now}
 }
 
 // Handle runs one export of every configured table (or the event's).
@@ -129,7 +129,7 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (export.Result, error) {
 		return res, fmt.Errorf("export run %s: %w", runID, err)
 	}
 	e := &export.Exporter{
-		DB: db, S3: h.s3, Bucket: h.cfg.Bucket, Prefix: h.cfg.Prefix,
+		DB: db, Bucket: h.bucket, Prefix: h.cfg.Prefix,
 		Lag: h.cfg.Lag, ChunkRows: h.cfg.ChunkRows, RowGroupRows: h.cfg.RowGroupRows,
 		Compression: h.cfg.Compression, DeadlineMargin: h.cfg.DeadlineMargin,
 		RunID: runID, Now: h.Now,
