@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
-
 	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 )
 
@@ -167,16 +165,13 @@ type tableRun struct {
 	from     *position
 	t        *tableInfo
 	upper    time.Time
-	csv      *bucket.Writer
-	pq       *bucket.Writer
-	pqw      *parquet.GenericWriter[any]
-	closed   bool
-	csvEnc   *encoder // renders the CSV records on the writer goroutine
-	csvBuf   []byte
-	// variable-length bytes in the Parquet row group being written
-	groupBytes int64
-	connID     int64 // of the transaction's connection, to cancel its query at the deadline
-	killed     bool  // a query was cancelled with KILL QUERY
+	out      *objects       // the run's files, once a row was read
+	count    <-chan counted // the validation count, started when the last row was read
+	// readEnd is the greatest position of a snapshot that this run read
+	// whole: what snapshotEnd would select.
+	readEnd *position
+	connID  int64 // of the transaction's connection, to cancel its query at the deadline
+	killed  bool  // a query was cancelled with KILL QUERY
 }
 
 func (e *Exporter) exportTable(ctx context.Context, spec TableSpec, stamp string) (res TableResult) {
@@ -207,11 +202,7 @@ func (e *Exporter) exportTable(ctx context.Context, spec TableSpec, stamp string
 }
 
 func (r *tableRun) abort(ctx context.Context) {
-	for _, w := range []*bucket.Writer{r.csv, r.pq} {
-		if w != nil {
-			_ = w.Abort(ctx)
-		}
-	}
+	r.out.abort(ctx)
 }
 
 func (r *tableRun) run(ctx context.Context) (Status, error) {
@@ -304,7 +295,7 @@ func (r *tableRun) run(ctx context.Context) (Status, error) {
 	}
 
 	// 4. Validate before anything becomes visible.
-	if err := r.validate(ctx, tx, last, rows, countable); err != nil {
+	if err := r.validate(last, rows, countable); err != nil {
 		return StatusFailed, fmt.Errorf("validation failed, watermark kept at %s: %w", r.from.String(), err)
 	}
 
@@ -312,7 +303,7 @@ func (r *tableRun) run(ctx context.Context) (Status, error) {
 	if err := r.commitFiles(ctx); err != nil {
 		return StatusConflict, err
 	}
-	for _, w := range []*bucket.Writer{r.csv, r.pq} {
+	for _, w := range []*bucket.Writer{r.out.csv, r.out.pq} {
 		info, err := e.Bucket.Head(ctx, w.Key())
 		if err != nil {
 			return StatusFailed, err
@@ -339,6 +330,9 @@ func (r *tableRun) run(ctx context.Context) (Status, error) {
 // bound); a row committed late with a timestamp between it and the bound
 // is still taken by the next run.
 func (r *tableRun) snapshotEnd(ctx context.Context, tx *sql.Tx) (position, error) {
+	if r.readEnd != nil {
+		return *r.readEnd, nil
+	}
 	t := r.t
 	enc := newEncoder(t.Key, 1)
 	dest := append([]any{enc.dest[len(enc.dest)-1]}, enc.dest[:len(t.Key)]...)

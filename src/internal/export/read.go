@@ -5,24 +5,40 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
 )
 
-// batch is a group of encoded rows handed from the reader to the writer.
+// batch is a group of encoded rows handed from the reader to the two
+// encoders, back to the reader when both are done with it.
 type batch struct {
-	rows  []parquet.Row
-	n     int
-	arena []byte
-	last  position
+	rows    []parquet.Row
+	n       int
+	arena   []byte
+	last    position
+	pending atomic.Int32 // encoders still to write it
 }
 
+// batchPool is how many batches are in flight between the reader and the
+// encoders: memory is batchPool batches of at most 1024 rows or
+// maxBatchBytes each, whatever the table's size.
+const batchPool = 4
+
+// batchRows is the most rows in a batch (fewer when EXPORT_CHUNK_ROWS is
+// smaller, or when their values reach maxBatchBytes).
+const batchRows = 4096
+
 // stream reads the due rows in keyset chunks and writes them to both files.
-// It returns the position of the last row written, the row count, whether
-// every due row was read (false: stopped at the deadline), and whether the
-// transaction is still usable for the validation count.
+// The reader runs ahead of the encoders (the next chunk is read while the
+// current one is encoded), CSV and Parquet are encoded at once, and parts
+// upload as they fill. The validation count starts as soon as the last row
+// is read, while the encoders finish. It returns the position of the last
+// row written, the row count, whether every due row was read (false:
+// stopped at the deadline), and whether the count could run.
 func (r *tableRun) stream(ctx context.Context, tx *sql.Tx) (last position, rows int64, complete, countable bool, err error) {
 	readCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -31,58 +47,102 @@ func (r *tableRun) stream(ctx context.Context, tx *sql.Tx) (last position, rows 
 		readCtx, c2 = context.WithDeadline(readCtx, stop)
 		defer c2()
 	}
-	const pool = 3
-	full := make(chan *batch, pool-1)
-	free := make(chan *batch, pool)
-	for range pool {
+	full := make(chan *batch, batchPool)
+	free := make(chan *batch, batchPool)
+	for range batchPool {
 		free <- &batch{}
 	}
 	type outcome struct {
 		read     int64
 		complete bool
+		busy     time.Duration
 		err      error
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		n, complete, err := r.read(readCtx, tx, full, free)
-		close(full)
-		done <- outcome{n, complete, err}
+		var o outcome
+		defer func() {
+			if p := recover(); p != nil {
+				o.err = fmt.Errorf("internal error: %v\n%s", p, debug.Stack())
+			}
+			close(full)
+			done <- o
+		}()
+		o.read, o.complete, o.busy, o.err = r.read(readCtx, tx, full, free)
 	}()
 	var werr error
 	for b := range full {
-		if werr == nil {
-			werr = r.write(ctx, b)
-			if werr == nil {
-				rows += int64(b.n)
-				last = position{TS: b.last.TS, Key: slices.Clone(b.last.Key)}
-			} else {
-				cancel() // stop the reader; keep draining
-			}
+		if werr == nil && r.out == nil {
+			werr = r.open(ctx, free)
 		}
-		free <- b
+		if werr == nil && r.out != nil {
+			werr = r.out.failed()
+		}
+		if werr != nil {
+			cancel() // stop the reader; keep draining
+			free <- b
+			continue
+		}
+		rows += int64(b.n)
+		last = position{TS: b.last.TS, Key: slices.Clone(b.last.Key)}
+		r.out.write(b)
 	}
 	out := <-done
-	if werr != nil {
-		return last, rows, false, false, werr
-	}
+	r.res.Stages.Read += out.busy
+	ok := werr == nil && out.err == nil
 	switch {
+	case werr != nil:
 	case out.err == nil:
 		complete, countable = out.complete, true
 	case ctx.Err() == nil && errors.Is(readCtx.Err(), context.DeadlineExceeded):
 		// The safety net: a query outlived the deadline margin. Rows written
 		// so far stand; the transaction is gone with the cancelled query.
 		r.res.Warnings = append(r.res.Warnings, "a query was cancelled at the deadline margin; the snapshot count check was skipped")
-		complete, countable = false, false
-	default:
+		complete, countable, ok = false, false, true
+	}
+	if ok && countable && rows > 0 {
+		r.count = r.startCount(ctx, tx, last)
+	}
+	if r.out != nil {
+		ferr := r.out.finish(ok)
+		r.out.stages(&r.res.Stages)
+		if werr == nil {
+			werr = ferr
+		}
+	}
+	if werr != nil {
+		return last, rows, false, false, werr
+	}
+	if !ok {
 		return last, rows, false, false, out.err
 	}
 	if out.read != rows {
-		return last, rows, false, false, fmt.Errorf("%d rows read from MySQL but %d written to the CSV file", out.read, rows)
-	}
-	if err := r.closeFiles(); err != nil {
-		return last, rows, false, false, err
+		return last, rows, false, false, fmt.Errorf("%d rows read from MySQL but %d written to the files", out.read, rows)
 	}
 	return last, rows, complete, countable, nil
+}
+
+// counted is the result of the validation count.
+type counted struct {
+	n   int64
+	err error
+}
+
+// startCount counts, in the run's snapshot, the rows the run must have
+// exported up to last, while the files are finished.
+func (r *tableRun) startCount(ctx context.Context, tx *sql.Tx, last position) <-chan counted {
+	c := make(chan counted, 1)
+	q, args, err := r.t.countSQL(r.snapshot, r.upper, r.from, &last)
+	if err != nil {
+		c <- counted{err: err}
+		return c
+	}
+	go func() {
+		var n int64
+		err := tx.QueryRowContext(ctx, q, args...).Scan(&n)
+		c <- counted{n, err}
+	}()
+	return c
 }
 
 // reader runs one table's keyset queries, in the run's transaction, and
@@ -99,34 +159,51 @@ type reader struct {
 	upper     string // the run's upper bound, as a query argument
 
 	enc      *encoder
-	tsCell   cell       // the row's position timestamp, selected after the columns
-	keyCells []cell     // the row's primary key columns
-	keySnap  []snapshot // the last row's key, kept past the next Scan
-	lastTS   time.Time  // the last row's timestamp
-	b        *batch     // the batch being filled
-	total    int64      // rows read
+	tsCell   cell          // the row's position timestamp, selected after the columns
+	keyCells []cell        // the row's primary key columns
+	keySnap  []snapshot    // the last row's key, kept past the next Scan
+	lastTS   time.Time     // the last row's timestamp
+	b        *batch        // the batch being filled
+	total    int64         // rows read
+	waited   time.Duration // for a free batch, or for the encoders to take one
+	// The greatest position read, in a snapshot: the greatest timestamp and
+	// the key of the last row read with it (the snapshot reads in key
+	// order, so that is the greatest key among the rows sharing it).
+	maxTS  time.Time
+	maxKey []snapshot
 }
 
 // read runs the chunk queries and sends encoded batches. It returns
-// complete=false when it stopped at the deadline margin.
-func (r *tableRun) read(ctx context.Context, tx *sql.Tx, full chan<- *batch, free <-chan *batch) (total int64, complete bool, err error) {
+// complete=false when it stopped at the deadline margin, and how long it was
+// busy (reading and encoding rows, not waiting for the encoders).
+func (r *tableRun) read(ctx context.Context, tx *sql.Tx, full chan<- *batch, free <-chan *batch) (total int64, complete bool, busy time.Duration, err error) {
+	start := time.Now()
 	rd := r.newReader(ctx, tx, full, free)
+	defer func() { busy = time.Since(start) - rd.waited }()
 	from := r.from
 	for {
 		n, stopped, err := rd.readChunk(ctx, from)
 		switch {
 		case err != nil:
-			return rd.total, false, err
+			return rd.total, false, 0, err
 		case stopped:
-			return rd.total, false, nil
+			return rd.total, false, 0, nil
 		case n < rd.chunk: // the last chunk: every due row was read
-			return rd.total, true, nil
+			if r.snapshot && r.from == nil && rd.total > 0 {
+				// Every row up to the bound went through this reader.
+				p, err := positionOf(r.t, rd.maxTS, rd.maxKey)
+				if err != nil {
+					return rd.total, false, 0, err
+				}
+				r.readEnd = &p
+			}
+			return rd.total, true, 0, nil
 		case rd.pastStop():
-			return rd.total, false, nil
+			return rd.total, false, 0, nil
 		}
 		p, err := rd.lastPosition()
 		if err != nil {
-			return rd.total, false, err
+			return rd.total, false, 0, err
 		}
 		from = &p
 	}
@@ -145,9 +222,9 @@ func (r *tableRun) newReader(ctx context.Context, tx *sql.Tx, full chan<- *batch
 		chunk = unlimited
 	}
 	rd := &reader{
-		r: r, tx: tx, full: full, free: free, chunk: chunk, batchRows: min(1024, max(e.ChunkRows, 1)),
+		r: r, tx: tx, full: full, free: free, chunk: chunk, batchRows: min(batchRows, max(e.ChunkRows, 1)),
 		upper: r.upper.UTC().Format("2006-01-02 15:04:05.000000"),
-		enc:   newEncoder(t.Columns, 1), keyCells: make([]cell, len(t.Key)), keySnap: make([]snapshot, len(t.Key)),
+		enc:   newEncoder(t.Columns, 1), keyCells: make([]cell, len(t.Key)), keySnap: make([]snapshot, len(t.Key)), maxKey: make([]snapshot, len(t.Key)),
 	}
 	rd.stop, rd.hasStop = e.stopAt(ctx)
 	rd.tsCell = rd.enc.cells[len(rd.enc.cells)-1]
@@ -236,11 +313,13 @@ func (rd *reader) addRow(ctx context.Context, rs *sql.Rows) error {
 		return fmt.Errorf("reading %s: %w", t.Name, err)
 	}
 	if rd.b == nil {
+		start := time.Now()
 		select {
 		case rd.b = <-rd.free:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		rd.waited += time.Since(start)
 		rd.b.rows, rd.b.arena, rd.b.n = rd.b.rows[:0], rd.b.arena[:0], 0
 	}
 	b := rd.b
@@ -265,14 +344,25 @@ func (rd *reader) addRow(ctx context.Context, rs *sql.Rows) error {
 	for i, c := range rd.keyCells {
 		rd.keySnap[i].take(c)
 	}
+	if rd.r.snapshot && !rd.lastTS.Before(rd.maxTS) {
+		rd.maxTS = rd.lastTS
+		for i, c := range rd.keyCells {
+			rd.maxKey[i].take(c)
+		}
+	}
 	return nil
 }
 
 // lastPosition is the position of the last row read.
 func (rd *reader) lastPosition() (position, error) {
-	p := position{TS: rd.lastTS}
-	for i, k := range rd.r.t.Key {
-		v, err := k.keyValue(rd.keySnap[i].cell())
+	return positionOf(rd.r.t, rd.lastTS, rd.keySnap)
+}
+
+// positionOf is the position (ts, key) with the key columns' values kept in key.
+func positionOf(t *tableInfo, ts time.Time, key []snapshot) (position, error) {
+	p := position{TS: ts}
+	for i, k := range t.Key {
+		v, err := k.keyValue(key[i].cell())
 		if err != nil {
 			return position{}, err
 		}
@@ -293,6 +383,8 @@ func (rd *reader) send(ctx context.Context) error {
 		return err
 	}
 	b.last.Key = append(b.last.Key[:0], p.Key...)
+	start := time.Now()
+	defer func() { rd.waited += time.Since(start) }()
 	select {
 	case rd.full <- b:
 	case <-ctx.Done():
