@@ -52,12 +52,20 @@ type Exporter struct {
 	PartSize       int           // multipart part size (DefaultPartSize, at least 5 MiB)
 	DeadlineMargin time.Duration // stop reading this long before ctx's deadline (DefaultDeadlineMargin)
 
+	// RangeRows > 0 and a Ranges sender fan a table out: when more rows
+	// than RangeRows are due, the run splits them into primary-key ranges
+	// for range workers (ExportRange) instead of exporting them itself.
+	RangeRows int
+	Ranges    RangeSender
+
 	RunID string           // recorded in the watermark and object metadata; random when empty
 	Now   func() time.Time // file names, updated_at and deadline checks; time.Now when nil
 	// DBClock reads the database's clock; nil means SELECT NOW(6). Tests
 	// replace it to play a timeline.
 	DBClock func(ctx context.Context, tx *sql.Tx) (time.Time, error)
 }
+
+func (e *Exporter) fanOut() bool { return e.RangeRows > 0 && e.Ranges != nil }
 
 func (e *Exporter) now() time.Time {
 	if e.Now != nil {
@@ -170,8 +178,15 @@ type tableRun struct {
 	// readEnd is the greatest position of a snapshot that this run read
 	// whole: what snapshotEnd would select.
 	readEnd *position
-	connID  int64 // of the transaction's connection, to cancel its query at the deadline
-	killed  bool  // a query was cancelled with KILL QUERY
+	// A range of a fanned-out run (ranged): rows in key order after from's
+	// key and up to through's (nil: no end), after the position since (nil:
+	// a snapshot), up to upper.
+	ranged  bool
+	since   *position
+	through *position
+	parts   *[2]string // a range's CSV and Parquet keys
+	connID  int64      // of the transaction's connection, to cancel its query at the deadline
+	killed  bool       // a query was cancelled with KILL QUERY
 }
 
 func (e *Exporter) exportTable(ctx context.Context, spec TableSpec, stamp string) (res TableResult) {
@@ -236,6 +251,13 @@ func (r *tableRun) run(ctx context.Context) (Status, error) {
 		r.old, r.etag = &w, info.ETag
 	}
 
+	// A fanned-out run not finished yet goes on first.
+	if e.fanOut() {
+		if status, handled, err := r.resume(ctx); handled {
+			return status, err
+		}
+	}
+
 	// 2. One read-only REPEATABLE READ transaction: every chunk and the final
 	// count see the same snapshot.
 	tx, err := e.DB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
@@ -272,6 +294,17 @@ func (r *tableRun) run(ctx context.Context) (Status, error) {
 		r.snapshot, r.upper = true, r.old.Timestamp
 	}
 	r.res.UpperBound = r.upper.UTC().Format(TimeLayout)
+
+	// Too many due rows for one run: range workers export them.
+	if e.fanOut() {
+		due, err := r.countDue(ctx, tx)
+		if err != nil {
+			return StatusFailed, err
+		}
+		if due > int64(e.RangeRows) {
+			return r.fanOut(ctx, tx, due)
+		}
+	}
 
 	// 3. Stream the due rows to both files.
 	last, rows, complete, countable, err := r.stream(ctx, tx)

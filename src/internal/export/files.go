@@ -40,14 +40,16 @@ type objects struct {
 
 // openObjects starts the CSV and Parquet objects of table t at csvKey and
 // pqKey and their encoders; batches they are done with go back to free.
-func (e *Exporter) openObjects(ctx context.Context, t *tableInfo, csvKey, pqKey string, free chan<- *batch) (*objects, error) {
+// With replace they overwrite what is there (a range's parts, written again
+// by a redelivered message); otherwise they never replace an object.
+func (e *Exporter) openObjects(ctx context.Context, t *tableInfo, csvKey, pqKey string, replace bool, free chan<- *batch) (*objects, error) {
 	meta := map[string]string{bucket.MetaRunID: e.RunID, bucket.MetaTable: t.Name}
 	o := &objects{
 		csvEnc: newEncoder(t.Columns, 0), free: free,
 		csv: e.Bucket.NewWriter(ctx, csvKey, bucket.WriteOptions{
-			ContentType: "text/csv; charset=utf-8; header=present", Metadata: meta, IfNoneMatch: true, PartSize: e.PartSize}),
+			ContentType: "text/csv; charset=utf-8; header=present", Metadata: meta, IfNoneMatch: !replace, PartSize: e.PartSize}),
 		pq: e.Bucket.NewWriter(ctx, pqKey, bucket.WriteOptions{
-			ContentType: "application/vnd.apache.parquet", Metadata: meta, IfNoneMatch: true, PartSize: e.PartSize}),
+			ContentType: "application/vnd.apache.parquet", Metadata: meta, IfNoneMatch: !replace, PartSize: e.PartSize}),
 	}
 	cw := tablecsv.NewWriter(o.csv)
 	if err := cw.WriteHeader(names(t.Columns)); err != nil {
@@ -221,11 +223,16 @@ func (o *objects) stages(s *Stages) {
 
 // open picks the run's file names and starts both files.
 func (r *tableRun) open(ctx context.Context, free chan<- *batch) error {
+	if r.parts != nil {
+		var err error
+		r.out, err = r.e.openObjects(ctx, r.t, r.parts[0], r.parts[1], true, free)
+		return err
+	}
 	stem, err := r.freeStem(ctx, 0)
 	if err != nil {
 		return err
 	}
-	r.out, err = r.e.openObjects(ctx, r.t, r.csvKey(stem), r.pqKey(stem), free)
+	r.out, err = r.e.openObjects(ctx, r.t, r.csvKey(stem), r.pqKey(stem), false, free)
 	return err
 }
 

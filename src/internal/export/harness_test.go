@@ -147,7 +147,7 @@ func (h *harness) watermark(table string) (Watermark, bool) {
 	return w, true
 }
 
-var fileName = regexp.MustCompile(`_data_(\d{8}_\d{6})(?:_(\d+))?\.(csv|parquet)$`)
+var fileName = regexp.MustCompile(`_data_(\d{8}_\d{6})(?:_(\d+)|_part-(\d{4}))?\.(csv|parquet)$`)
 
 // dataFiles lists a table's CSV or Parquet files in run order.
 func (h *harness) dataFiles(table, format string) []string {
@@ -163,7 +163,7 @@ func (h *harness) dataFiles(table, format string) []string {
 	}
 	order := func(k string) (string, int) {
 		m := fileName.FindStringSubmatch(k)
-		n, _ := strconv.Atoi(m[2])
+		n, _ := strconv.Atoi(m[2] + m[3]) // a run's attempt, or its part
 		return m[1], n
 	}
 	sort.Slice(files, func(i, j int) bool {

@@ -35,26 +35,64 @@ func (t *tableInfo) chunkSQL(after bool, limit int) string {
 // snapshotSQL is the snapshot's query: rows up to the bound, in key order
 // after the last key read (a range of the primary key: cheap for every table).
 func (t *tableInfo) snapshotSQL(after bool, limit int) string {
+	return t.keyOrderSQL(t.selectList(), keyRange{after: after}, limit)
+}
+
+// keyRange narrows a key-order query: rows after a key (keyArgs), and for
+// a range of a fanned-out run, only rows after the watermark position
+// (since: afterArgs) and keys up to and including the range's last
+// (through: keyArgs).
+type keyRange struct {
+	since, after, through bool
+}
+
+// keyOrderSQL selects list from the rows up to the bound (the first
+// argument) in key order, narrowed by r: arguments in the order upper,
+// since, after, through.
+func (t *tableInfo) keyOrderSQL(list string, r keyRange, limit int) string {
 	var b strings.Builder
-	b.WriteString("SELECT ")
-	for i, c := range t.Columns {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(quoteIdent(c.Name))
+	b.WriteString("SELECT " + list + " FROM " + quoteIdent(t.Name) + " WHERE " + t.posExpr + " <= CAST(? AS DATETIME(6))")
+	b.WriteString(t.narrow(r))
+	b.WriteString(" ORDER BY " + t.keyList(""))
+	if limit < unlimited {
+		b.WriteString(" LIMIT " + strconv.Itoa(limit))
 	}
-	b.WriteString(", " + t.posExpr + " FROM " + quoteIdent(t.Name) + " WHERE " + t.posExpr + " <= CAST(? AS DATETIME(6))")
-	if after {
-		b.WriteString(" AND " + t.keyAfterSQL())
+	return b.String()
+}
+
+func (t *tableInfo) narrow(r keyRange) string {
+	var s string
+	if r.since {
+		s += " AND " + t.afterSQL()
 	}
-	b.WriteString(" ORDER BY ")
+	if r.after {
+		s += " AND " + t.keyAfterSQL()
+	}
+	if r.through {
+		s += " AND NOT " + t.keyAfterSQL()
+	}
+	return s
+}
+
+// selectList is every exported column, then the position timestamp.
+func (t *tableInfo) selectList() string {
+	var b strings.Builder
+	for _, c := range t.Columns {
+		b.WriteString(quoteIdent(c.Name) + ", ")
+	}
+	b.WriteString(t.posExpr)
+	return b.String()
+}
+
+// keyList is the key columns, each followed by suffix (" DESC").
+func (t *tableInfo) keyList(suffix string) string {
+	var b strings.Builder
 	for i, k := range t.Key {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(quoteIdent(k.Name))
+		b.WriteString(quoteIdent(k.Name) + suffix)
 	}
-	b.WriteString(" LIMIT " + strconv.Itoa(limit))
 	return b.String()
 }
 
@@ -137,7 +175,7 @@ func (t *tableInfo) lastPositionSQL() string {
 }
 
 // countSQL counts the rows after from (nil: from the start) up to and
-// including last, in key order up to the bound upper for a snapshot, in
+// including last (nil: every due row), in key order up to the bound upper for a snapshot, in
 // position order otherwise: what a run that read from from to last must
 // have exported.
 func (t *tableInfo) countSQL(snapshot bool, upper time.Time, from, last *position) (string, []any, error) {
@@ -157,10 +195,46 @@ func (t *tableInfo) countSQL(snapshot bool, upper time.Time, from, last *positio
 		}
 		args = append(args, more...)
 	}
+	if last == nil {
+		if !snapshot {
+			q += " AND " + t.orderBy + " <= CAST(? AS DATETIME(6))"
+			args = append(args, upper.UTC().Format("2006-01-02 15:04:05.000000"))
+		}
+		return q, args, nil
+	}
 	q += " AND NOT " + after()
 	more, err := argsOf(last)
 	if err != nil {
 		return "", nil, err
 	}
 	return q, append(args, more...), nil
+}
+
+// rangeArgs are the arguments of keyOrderSQL and rangeCountSQL after the
+// bound, for the positions r names.
+func (t *tableInfo) rangeArgs(since, after, through *position) ([]any, error) {
+	var args []any
+	if since != nil {
+		a, err := t.afterArgs(since)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, a...)
+	}
+	for _, p := range []*position{after, through} {
+		if p != nil {
+			a, err := t.keyArgs(p)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, a...)
+		}
+	}
+	return args, nil
+}
+
+// rangeCountSQL counts the rows of a key range up to the bound (arguments:
+// upper, then rangeArgs).
+func (t *tableInfo) rangeCountSQL(r keyRange) string {
+	return "SELECT COUNT(*) FROM " + quoteIdent(t.Name) + " WHERE " + t.posExpr + " <= CAST(? AS DATETIME(6))" + t.narrow(r)
 }

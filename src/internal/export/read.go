@@ -133,6 +133,12 @@ type counted struct {
 func (r *tableRun) startCount(ctx context.Context, tx *sql.Tx, last position) <-chan counted {
 	c := make(chan counted, 1)
 	q, args, err := r.t.countSQL(r.snapshot, r.upper, r.from, &last)
+	if r.ranged {
+		// A range of a fanned-out run: every due row of the range.
+		q = r.t.rangeCountSQL(keyRange{since: r.since != nil, after: r.from != nil, through: r.through != nil})
+		args, err = r.t.rangeArgs(r.since, r.from, r.through)
+		args = append([]any{r.upper.UTC().Format("2006-01-02 15:04:05.000000")}, args...)
+	}
 	if err != nil {
 		c <- counted{err: err}
 		return c
@@ -248,10 +254,9 @@ func (rd *reader) query(from *position) (string, []any, error) {
 	var more []any
 	var err error
 	if rd.r.snapshot {
-		q = t.snapshotSQL(from != nil, rd.chunk)
-		if from != nil {
-			more, err = t.keyArgs(from)
-		}
+		r := rd.r
+		q = t.keyOrderSQL(t.selectList(), keyRange{since: r.since != nil, after: from != nil, through: r.through != nil}, rd.chunk)
+		more, err = t.rangeArgs(r.since, from, r.through)
 	} else {
 		q = t.chunkSQL(from != nil, rd.chunk)
 		if from != nil {

@@ -18,6 +18,10 @@ const (
 	StatusPartial Status = "partial"
 	// StatusUpToDate: no row was due; nothing was written.
 	StatusUpToDate Status = "up_to_date"
+	// StatusFannedOut: more rows were due than EXPORT_RANGE_ROWS: they were
+	// split into ranges for the range workers (or an unfinished fanned-out
+	// run was resumed); the watermark moves when the last range is stored.
+	StatusFannedOut Status = "fanned_out"
 	// StatusDeferred: the deadline came before the table was started.
 	StatusDeferred Status = "deferred"
 	// StatusFailed: an error; the watermark did not move (an error after the
