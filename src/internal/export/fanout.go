@@ -379,7 +379,7 @@ func (e *Exporter) exportRange(ctx context.Context, msg RangeMessage, res *Range
 	if m.State != RunRunning || rg.State == RangeDone {
 		return RangeSkipped, nil
 	}
-	e.Prefix = m.Prefix
+	e.Prefix, e.RunID = m.Prefix, m.RunID
 	tr := TableResult{Table: m.Table}
 	r := &tableRun{e: e, spec: TableSpec{Name: m.Table, WatermarkColumns: m.Columns}, stamp: m.ID, res: &tr,
 		ranged: true, snapshot: true, upper: m.Upper}

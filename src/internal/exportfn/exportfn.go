@@ -40,14 +40,19 @@ type Config struct {
 	RowGroupRows     int
 	Compression      string
 	DeadlineMargin   time.Duration
-	DB               mysqldb.Config
+	// RangeRows > 0 fans out a table with more due rows than this to the
+	// range queue at RangeQueueURL (see export.Exporter.RangeRows).
+	RangeRows     int
+	RangeQueueURL string
+	DB            mysqldb.Config
 }
 
 // ConfigFromEnv reads the configuration and reports every problem at once:
 // BUCKET (or EXPORT_BUCKET), EXPORT_PREFIX (exports/), EXPORT_TABLES,
 // EXPORT_LAG (30s), EXPORT_WATERMARK_COLUMNS (table=col1:col2;...),
 // EXPORT_CHUNK_ROWS, EXPORT_ROW_GROUP_ROWS, EXPORT_PARQUET_COMPRESSION
-// (zstd|snappy|gzip|none), EXPORT_DEADLINE_MARGIN (30s), S3_FORCE_PATH_STYLE
+// (zstd|snappy|gzip|none), EXPORT_DEADLINE_MARGIN (30s), EXPORT_RANGE_ROWS
+// (0: no fan-out) and EXPORT_RANGE_QUEUE_URL, S3_FORCE_PATH_STYLE
 // and the database variables of mysqldb.ConfigFromEnv.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env := envconfig.New(getenv)
@@ -61,7 +66,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		RowGroupRows:   env.Int("EXPORT_ROW_GROUP_ROWS", export.DefaultRowGroupRows, 1_000, 10_000_000),
 		Compression:    env.OneOf("EXPORT_PARQUET_COMPRESSION", export.DefaultCompression, export.Compressions...),
 		DeadlineMargin: env.Duration("EXPORT_DEADLINE_MARGIN", export.DefaultDeadlineMargin),
+		RangeRows:      env.Int("EXPORT_RANGE_ROWS", 0, 0, 1_000_000_000),
+		RangeQueueURL:  env.String("EXPORT_RANGE_QUEUE_URL", ""),
 		DB:             mysqldb.ConfigFromEnv(env),
+	}
+	if c.RangeRows > 0 && c.RangeQueueURL == "" {
+		env.Fail("EXPORT_RANGE_ROWS=%d needs EXPORT_RANGE_QUEUE_URL, the range queue", c.RangeRows)
 	}
 	if c.Bucket == "" {
 		c.Bucket = env.Required("BUCKET")
@@ -99,6 +109,9 @@ type Handler struct {
 	log    *slog.Logger
 	// Now is the clock of file names and deadline checks.
 	Now func() time.Time
+	// Ranges receives the ranges of a fanned-out run (an SQSSender on AWS,
+	// the local queue in `pipeline`); nil: no fan-out.
+	Ranges export.RangeSender
 }
 
 // New returns a Handler exporting to cfg.Bucket through api (an *s3.Client).
@@ -132,6 +145,7 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (export.Result, error) {
 		DB: db, Bucket: h.bucket, Prefix: h.cfg.Prefix,
 		Lag: h.cfg.Lag, ChunkRows: h.cfg.ChunkRows, RowGroupRows: h.cfg.RowGroupRows,
 		Compression: h.cfg.Compression, DeadlineMargin: h.cfg.DeadlineMargin,
+		RangeRows: h.cfg.RangeRows, Ranges: h.Ranges,
 		RunID: runID, Now: h.Now,
 	}
 	res := e.Run(ctx, specs)
