@@ -119,6 +119,9 @@ func New(cfg Config, api bucket.API, db *mysqldb.Connector, log *slog.Logger) *H
 	return &Handler{cfg: cfg, bucket: bucket.New(api, cfg.Bucket), db: db, log: log, Now: time.Now}
 }
 
+// Config is the handler's configuration.
+func (h *Handler) Config() Config { return h.cfg }
+
 // Handle runs one export of every configured table (or the event's).
 func (h *Handler) Handle(ctx context.Context, ev Event) (export.Result, error) {
 	tables := h.cfg.Tables
