@@ -108,6 +108,33 @@
 // the table size) and completed only after validation; on any failure the
 // uploads are aborted.
 //
+// Both files are written at once: the reader runs the keyset queries into
+// a small pool of batches (reading the next chunk while the current one is
+// encoded), one goroutine renders the CSV records and another the Parquet
+// pages from the same batches, and parts upload in the background as they
+// fill. TableResult.Stages says how long each stage was busy.
+//
+// # Fan-out
+//
+// With Exporter.RangeRows and a RangeSender, a table with more due rows
+// than RangeRows is not exported by the run itself: the run splits the due
+// rows, in key order, into ranges of at most RangeRows rows, records them
+// in a Manifest (bucket.ExportManifestKey(table, stamp); conditional writes
+// only) with the run's upper bound and the target watermark (the greatest
+// position up to the bound), and sends one RangeMessage per range. Range
+// workers (ExportRange) export one range each, in their own snapshot, into
+// <table>_data_<stamp>_part-NNNN.csv and .parquet, replacing an earlier
+// attempt's parts, and check the count against MySQL's for the range under
+// the same bound; the worker that records the last range moves the
+// watermark, once. Why separate snapshots are enough: a row whose timestamp
+// is at or below the bound at the split can only change to a timestamp
+// above it (modifiedDate is the writer's clock, past the bound by the lag),
+// so every range sees the same rows up to the bound, and a row changed
+// since comes with the next run. A run that finds an unfinished manifest
+// resumes it (finishes it, or sends its pending ranges again) instead of
+// starting another; the watermark's ETag recorded at the split keeps an
+// overlapping run from moving it twice.
+//
 // # Deadline
 //
 // When the context's deadline is nearer than the margin, the run stops

@@ -126,38 +126,20 @@ func (t *tableInfo) keyArgs(p *position) ([]any, error) {
 	return args, nil
 }
 
-// afterSQL is the predicate "position > (?, key...)"; its arguments come
-// from afterArgs.
+// afterSQL is the predicate "position > (?, key...)": a later timestamp,
+// or the same one and a greater key; its arguments come from afterArgs.
 func (t *tableInfo) afterSQL() string {
 	ts := "CAST(? AS DATETIME(6))"
-	s := "(" + t.orderBy + " > " + ts + " OR (" + t.orderBy + " = " + ts + " AND "
-	closing := "))"
-	for i, k := range t.Key {
-		q, ph := quoteIdent(k.Name), k.keyPlaceholder()
-		if i == len(t.Key)-1 {
-			s += q + " > " + ph
-			break
-		}
-		s += "(" + q + " > " + ph + " OR (" + q + " = " + ph + " AND "
-		closing += "))"
-	}
-	return s + closing
+	return "(" + t.orderBy + " > " + ts + " OR (" + t.orderBy + " = " + ts + " AND " + t.keyAfterSQL() + "))"
 }
 
 func (t *tableInfo) afterArgs(p *position) ([]any, error) {
 	ts := p.TS.UTC().Format("2006-01-02 15:04:05.000000")
-	args := []any{ts, ts}
-	for i, k := range t.Key {
-		v, err := k.keyArg(p.Key[i])
-		if err != nil {
-			return nil, err
-		}
-		args = append(args, v)
-		if i < len(t.Key)-1 {
-			args = append(args, v)
-		}
+	keys, err := t.keyArgs(p)
+	if err != nil {
+		return nil, err
 	}
-	return args, nil
+	return append([]any{ts, ts}, keys...), nil
 }
 
 // lastPositionSQL selects the greatest position (ts, key...) among the
