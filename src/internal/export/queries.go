@@ -32,12 +32,6 @@ func (t *tableInfo) chunkSQL(after bool, limit int) string {
 	return b.String()
 }
 
-// snapshotSQL is the snapshot's query: rows up to the bound, in key order
-// after the last key read (a range of the primary key: cheap for every table).
-func (t *tableInfo) snapshotSQL(after bool, limit int) string {
-	return t.keyOrderSQL(t.selectList(), keyRange{after: after}, limit)
-}
-
 // keyRange narrows a key-order query: rows after a key (keyArgs), and for
 // a range of a fanned-out run, only rows after the watermark position
 // (since: afterArgs) and keys up to and including the range's last
@@ -48,7 +42,8 @@ type keyRange struct {
 
 // keyOrderSQL selects list from the rows up to the bound (the first
 // argument) in key order, narrowed by r: arguments in the order upper,
-// since, after, through.
+// since, after, through. A snapshot's chunks are this query (a range of the
+// primary key: cheap for every table), and so are a range's.
 func (t *tableInfo) keyOrderSQL(list string, r keyRange, limit int) string {
 	var b strings.Builder
 	b.WriteString("SELECT " + list + " FROM " + quoteIdent(t.Name) + " WHERE " + t.posExpr + " <= CAST(? AS DATETIME(6))")
