@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/awsclient"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
@@ -278,16 +277,15 @@ func TestMissingBucketFailsTheRun(t *testing.T) {
 			}
 			missing := testenv.RandomName("no-such-bucket-")
 			// The rows are an hour old: with a 2h lag none is due.
-			cfg, err := ConfigFromEnv(env(map[string]string{"BUCKET": missing, "MYSQL_DSN": dsn, "EXPORT_LAG": "2h", "S3_FORCE_PATH_STYLE": "true"}))
-			if err != nil {
-				t.Fatal(err)
+			for k, v := range map[string]string{"BUCKET": missing, "MYSQL_DSN": dsn, "EXPORT_LAG": "2h", "S3_FORCE_PATH_STYLE": "true"} {
+				t.Setenv(k, v)
 			}
-			awsCfg, err := awsclient.Load(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
+			// Wired as the bootstrap's main wires it, from the environment.
 			var logs bytes.Buffer
-			h := New(cfg, awsclient.S3(awsCfg, cfg.PathStyle), mysqldb.NewConnector(cfg.DB, nil), slog.New(slog.NewJSONHandler(&logs, nil)))
+			h, err := FromEnv(context.Background(), os.Getenv, slog.New(slog.NewJSONHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
 			res, err := h.Handle(context.Background(), ev)
 			if err == nil || !strings.Contains(err.Error(), `bucket "`+missing+`" does not exist`) {
 				t.Fatalf("Handle error = %v, want the missing bucket named", err)
