@@ -19,7 +19,7 @@ FUZZMINIMIZETIME ?= 5s
 FUZZPKGS ?= ./...
 
 .PHONY: help build build-ExtractFunction build-TransformFunction build-LoadFunction build-ExportFunction build-ExportRangeFunction \
-	rds-ca test services run bench lint fuzz reliability deploy validate \
+	rds-ca test services run bench lint cfn-lint fuzz reliability deploy validate \
 	invoke-extract invoke-transform invoke-load invoke-export clean
 
 help: ## list the targets
@@ -55,7 +55,8 @@ build: ## build every bootstrap under .build/<Function>/ (what sam build produce
 services: ## start (installing when missing) MariaDB and MinIO for the tests
 	bash .ci/services.sh
 
-test: ## vet and run every test (race, shuffled) against real MariaDB and MinIO, started when missing; then each fuzz target briefly
+test: ## cfn-lint the template, vet and run every test (race, shuffled) against real MariaDB and MinIO, started when missing; then each fuzz target briefly
+	@$(MAKE) --no-print-directory cfn-lint
 	$(SERVICES) && export TEST_REQUIRE_SERVERS=1 && go vet ./... && go test -race -shuffle=on -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) FUZZMINIMIZETIME=$(TEST_FUZZMINIMIZETIME)
 
@@ -83,10 +84,17 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s); FUZZPKGS narrows
 reliability: ## run the fault, duplicate, hostile-input and secrets suite and print its table
 	$(SERVICES) && export TEST_REQUIRE_SERVERS=1 RELIABILITY_FULL=1 && go test -count=1 -timeout 60m -v -run 'Reliability' ./src/internal/reliability/...
 
-lint: ## gofmt, go vet and staticcheck
+lint: ## gofmt, go vet, staticcheck and cfn-lint
 	@test -z "$$(gofmt -l src)" || { gofmt -l src; echo "gofmt: files above need formatting"; exit 1; }
 	go vet ./...
 	go run $(STATICCHECK) ./...
+	@$(MAKE) --no-print-directory cfn-lint
+
+cfn-lint: ## check template.yaml with cfn-lint and its SAM translator (what sam validate --lint runs): any error or warning fails
+	@command -v cfn-lint >/dev/null 2>&1 || { echo "cfn-lint: not installed (pip install cfn-lint); make lint and make test need it" >&2; exit 1; }
+	@rc=0; cfn-lint template.yaml || rc=$$?; \
+	if [ $$rc -ne 0 ] && [ $$rc -ne 8 ]; then echo "cfn-lint: template.yaml has errors or warnings (exit $$rc)" >&2; exit 1; fi; \
+	echo "cfn-lint: template.yaml has no error or warning"
 
 validate: ## validate template.yaml with SAM (lint = true in samconfig.toml)
 	sam validate --config-env $(ENV)
@@ -94,17 +102,26 @@ validate: ## validate template.yaml with SAM (lint = true in samconfig.toml)
 deploy: ## build and deploy with SAM (ENV=dev|prod selects the samconfig environment)
 	sam build --config-env $(ENV) && sam deploy --config-env $(ENV)
 
-invoke-extract: ## sam local invoke ExtractFunction with the schedule event
-	sam local invoke ExtractFunction -e events/extract-schedule.json --env-vars events/env.json
+# make invoke-*: `sam local invoke` where SAM and Docker work (the function then reaches the local stack served by
+# `pipeline serve --s3-addr 0.0.0.0:9090 --mysql-addr 0.0.0.0:3307` as host.docker.internal, see events/env.json);
+# `pipeline invoke` otherwise, which runs the same bootstrap without Docker against the local stack itself.
+HAVE_SAM = command -v sam >/dev/null 2>&1 && docker info >/dev/null 2>&1
+LOCAL_INVOKE = if $(HAVE_SAM); then \
+	  echo "sam local invoke $(1): the local stack must be served: go run ./src/cmd/pipeline serve --s3-addr 0.0.0.0:9090 --mysql-addr 0.0.0.0:3307" >&2; \
+	  sam build --cached && sam local invoke $(1) -e $(2) --env-vars events/env.json; \
+	else go run ./src/cmd/pipeline invoke $(1) --event $(2) --env-vars events/env.json; fi
 
-invoke-transform: ## sam local invoke TransformFunction with an S3 ObjectCreated event on raw/
-	sam local invoke TransformFunction -e events/transform-s3-put.json --env-vars events/env.json
+invoke-extract: ## invoke ExtractFunction with events/extract-schedule.json (SAM with Docker, else pipeline invoke)
+	@$(call LOCAL_INVOKE,ExtractFunction,events/extract-schedule.json)
 
-invoke-load: ## sam local invoke LoadFunction with an SQS batch of processed/ notifications
-	sam local invoke LoadFunction -e events/load-sqs-batch.json --env-vars events/env.json
+invoke-transform: ## invoke TransformFunction with events/transform-s3-put.json (raw/character/page-0001.json)
+	@$(call LOCAL_INVOKE,TransformFunction,events/transform-s3-put.json)
 
-invoke-export: ## sam local invoke ExportFunction with the export schedule event
-	sam local invoke ExportFunction -e events/export-schedule.json --env-vars events/env.json
+invoke-load: ## invoke LoadFunction with events/load-sqs-batch.json (two processed/ CSVs and S3's test event)
+	@$(call LOCAL_INVOKE,LoadFunction,events/load-sqs-batch.json)
+
+invoke-export: ## invoke ExportFunction with events/export-schedule.json
+	@$(call LOCAL_INVOKE,ExportFunction,events/export-schedule.json)
 
 clean: ## remove build output and the local stack's data
 	rm -rf .build .local

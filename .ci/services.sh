@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts (installing first when missing) the real servers the tests talk to:
 # MariaDB on 127.0.0.1:3306 and MinIO on 127.0.0.1:9000 (9100 when a server on
-# 9000 that is not ours cannot write), plus the AWS CLI.
+# 9000 that is not ours cannot write), plus the AWS CLI and Debian's chromium.
 # Idempotent: servers already running are left alone. Prints the variables
 # the tests read, for `eval "$(bash .ci/services.sh --env)"`.
 set -euo pipefail
@@ -96,10 +96,19 @@ ensure_awscli() {
   apt_install awscli
 }
 
+# Debian's chromium: the browser test of the live page and the run report
+# drives it headless (as root it needs --no-sandbox, which the test passes).
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1; then return; fi
+  log "chromium: installing Debian's chromium"
+  apt_install chromium
+}
+
 command -v curl >/dev/null 2>&1 || apt_install curl
 start_mariadb
 start_minio
 ensure_awscli
+ensure_chromium
 
 if [ "$quiet" = 1 ]; then
   echo "export TEST_MYSQL_DSN='root@tcp(127.0.0.1:3306)/'"

@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"time"
 
+	bkt "github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -59,7 +61,7 @@ func benchCrawl(ctx context.Context, out io.Writer) ([]figure, error) {
 		srv := httptest.NewServer(rep)
 		cfg := extract.DefaultConfig()
 		cfg.BaseURL, cfg.Bucket, cfg.Concurrency, cfg.MaxPending = srv.URL+"/api", bucket, c.conc, c.pend
-		crawler := extract.New(cfg, client, rickmorty.NewHTTPClient(c.conc), time.Now, nil)
+		crawler := extract.New(cfg, bkt.New(client, bucket), rickmorty.NewHTTPClient(c.conc), time.Now, nil)
 		start := time.Now()
 		c.res, err = crawler.Run(ctx, false)
 		c.wall = time.Since(start)

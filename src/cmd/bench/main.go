@@ -41,11 +41,12 @@ func sections() []section {
 		{"load", benchLoad},
 		{"export", benchExport},
 		{"binaries", benchBinaries},
+		{"coldstart", benchColdStart},
 	}
 }
 
 func main() {
-	only := flag.String("only", "", "comma-separated sections to run (crawl,transform,load,export,binaries)")
+	only := flag.String("only", "", "comma-separated sections to run (crawl,transform,load,export,binaries,coldstart)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

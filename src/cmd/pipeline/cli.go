@@ -32,14 +32,20 @@ type globals struct {
 	dataDir  string
 	mysqlDSN string
 	json     bool
-	args     []string // positional arguments, for commands that take them
-	s3Addr   string   // listen address of the local S3 endpoint (empty: a free port)
-	dbAddr   string   // listen address of the embedded MySQL engine (empty: a free port)
+	args     []string  // positional arguments, for commands that take them
+	s3Addr   string    // listen address of the local S3 endpoint (empty: a free port)
+	dbAddr   string    // listen address of the embedded MySQL engine (empty: a free port)
+	stdin    io.Reader // for commands that read it (invoke --event -)
 	stdout   io.Writer
 	stderr   io.Writer
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWithInput(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runWithInput is run with a standard input of choice.
+func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage())
 		if len(args) == 0 {
@@ -57,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pipeline: unknown command %q\n\n%s", args[0], usage())
 		return 2
 	}
-	g := &globals{stdout: stdout, stderr: stderr}
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("pipeline "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&g.dataDir, "data-dir", "./.local", "folder of the local stack (S3 objects under <data-dir>/s3/<bucket>/)")
@@ -97,4 +103,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// oneArg returns the one positional argument a command takes, and parses the
+// flags given after it (the flag package stops at the first argument, so
+// `pipeline invoke ExtractFunction --event x` would leave --event unread).
+func (g *globals) oneArg(fs *flag.FlagSet, missing string) (string, error) {
+	if len(g.args) == 0 {
+		return "", errors.New(missing)
+	}
+	if err := fs.Parse(g.args[1:]); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return g.args[0], nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extractfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
@@ -57,7 +58,7 @@ func extractCommand() *command {
 				res, err := extractfn.New(cfg, st.S3, nil, time.Now, log).Handle(ctx, ev)
 				out := &extractResult{
 					Result: res, APIBaseURL: *apiURL, Bucket: st.Bucket,
-					Folder: filepath.Join(g.dataDir, "s3", st.Bucket, extract.RawPrefix),
+					Folder: filepath.Join(g.dataDir, "s3", st.Bucket, bucket.RawPrefix),
 				}
 				return out, err
 			}
@@ -113,7 +114,7 @@ func (r *extractResult) Human(w io.Writer) {
 	fmt.Fprintf(w, "  %d written, %d unchanged, %d failed, %d not done; %d requests, %d retries; %d bytes written in %s\n",
 		r.Written, r.Unchanged, r.Failed, r.Skipped, r.Requests, r.Retries, r.BytesWritten,
 		r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond))
-	fmt.Fprintf(w, "  pages: s3://%s/%s (%s)\n  manifest: s3://%s/%s\n", r.Bucket, extract.RawPrefix, r.Folder, r.Bucket, r.ManifestKey)
+	fmt.Fprintf(w, "  pages: s3://%s/%s (%s)\n  manifest: s3://%s/%s\n", r.Bucket, bucket.RawPrefix, r.Folder, r.Bucket, r.ManifestKey)
 	for _, c := range r.Changes {
 		fmt.Fprintf(w, "  dataset changed: %s page %d says count %d, pages %d (page 1: %d, %d)\n", c.Resource, c.Page, c.Count, c.Pages, c.FirstCount, c.FirstPages)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
@@ -28,11 +29,11 @@ func loadCommand() *command {
 		name:    "load",
 		summary: "load processed/ CSVs into MySQL through SQS-shaped batches",
 		setup: func(fs *flag.FlagSet, g *globals) func(ctx context.Context) (result, error) {
-			prefix := fs.String("prefix", loadfn.ProcessedPrefix, "load every object under this prefix (it must be under processed/)")
+			prefix := fs.String("prefix", bucket.ProcessedPrefix, "load every object under this prefix (it must be under processed/)")
 			batch := fs.Int("batch", 10, "messages per batch handed to the handler (the SQS event source's BatchSize)")
 			return func(ctx context.Context) (result, error) {
-				if !strings.HasPrefix(*prefix, loadfn.ProcessedPrefix) {
-					return nil, fmt.Errorf("--prefix %q is not under %s", *prefix, loadfn.ProcessedPrefix)
+				if !strings.HasPrefix(*prefix, bucket.ProcessedPrefix) {
+					return nil, fmt.Errorf("--prefix %q is not under %s", *prefix, bucket.ProcessedPrefix)
 				}
 				if *batch < 1 || *batch > 10000 {
 					return nil, fmt.Errorf("--batch %d is outside [1, 10000]", *batch)

@@ -6,19 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-
 	"github.com/dataeng/rickmorty-pipeline/src/internal/awsclient"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/transform"
 )
 
 // reprocessSuffix is the suffix filter of TransformFunction's S3 event in
@@ -38,12 +32,12 @@ func reprocessCommand() *command {
 		name:    "reprocess",
 		summary: "make a deployed pipeline reprocess raw/ objects (copy onto themselves)",
 		setup: func(fs *flag.FlagSet, g *globals) func(ctx context.Context) (result, error) {
-			bucket := fs.String("bucket", "", "the deployed data bucket (required)")
-			prefix := fs.String("prefix", transform.RawPrefix, "reprocess every .json object under this prefix (it must be under raw/)")
+			bucketName := fs.String("bucket", "", "the deployed data bucket (required)")
+			prefix := fs.String("prefix", bucket.RawPrefix, "reprocess every .json object under this prefix (it must be under raw/)")
 			dryRun := fs.Bool("dry-run", false, "list the objects, their sizes and the total; write nothing")
 			conc := fs.Int("concurrency", defaultReprocessConcurrency, "copies in flight")
 			return func(ctx context.Context) (result, error) {
-				if *bucket == "" {
+				if *bucketName == "" {
 					return nil, errors.New("--bucket is required (the data bucket of the deployed stack)")
 				}
 				if err := checkRawPrefix(*prefix); err != nil {
@@ -63,7 +57,7 @@ func reprocessCommand() *command {
 				if err != nil {
 					return nil, err
 				}
-				rp := reprocessor{s3: awsclient.S3(cfg, pathStyle), bucket: *bucket, concurrency: *conc}
+				rp := reprocessor{bucket: bucket.New(awsclient.S3(cfg, pathStyle), *bucketName), concurrency: *conc}
 				return rp.run(ctx, *prefix, *dryRun)
 			}
 		},
@@ -73,26 +67,18 @@ func reprocessCommand() *command {
 // checkRawPrefix refuses a prefix outside raw/: copying processed/ or
 // exports/ objects onto themselves would re-trigger Load or nothing at all.
 func checkRawPrefix(prefix string) error {
-	if !strings.HasPrefix(prefix, transform.RawPrefix) {
+	if !strings.HasPrefix(prefix, bucket.RawPrefix) {
 		return fmt.Errorf("--prefix %q is not under %s: only raw objects can be reprocessed (Transform is triggered by %s*%s)",
-			prefix, transform.RawPrefix, transform.RawPrefix, reprocessSuffix)
+			prefix, bucket.RawPrefix, bucket.RawPrefix, reprocessSuffix)
 	}
 	return nil
-}
-
-// reprocessS3 is what reprocess uses of the S3 client.
-type reprocessS3 interface {
-	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
-	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
-	CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
 }
 
 // reprocessor copies raw objects onto themselves so that S3 announces them
 // again (ObjectCreated:Copy) and the deployed Transform function runs on
 // each one.
 type reprocessor struct {
-	s3          reprocessS3
-	bucket      string
+	bucket      *bucket.Bucket
 	concurrency int
 }
 
@@ -150,25 +136,21 @@ func (r *reprocessResult) Human(w io.Writer) {
 // one onto itself with at most rp.concurrency copies in flight. A failed
 // object does not stop the others; the error counts them.
 func (rp *reprocessor) run(ctx context.Context, prefix string, dryRun bool) (*reprocessResult, error) {
-	res := &reprocessResult{Bucket: rp.bucket, Prefix: prefix, DryRun: dryRun, Objects: []reprocessObject{}}
+	res := &reprocessResult{Bucket: rp.bucket.Name(), Prefix: prefix, DryRun: dryRun, Objects: []reprocessObject{}}
 	// The listing is kept (keys and sizes only) so the report is in key
 	// order and a dry run can print it; raw/ holds pages, not rows.
-	p := s3.NewListObjectsV2Paginator(rp.s3, &s3.ListObjectsV2Input{Bucket: aws.String(rp.bucket), Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return res, fmt.Errorf("listing s3://%s/%s: %w", rp.bucket, prefix, err)
+	err := rp.bucket.List(ctx, prefix, func(obj bucket.Info) error {
+		if !strings.HasSuffix(obj.Key, reprocessSuffix) {
+			res.Ignored++
+			return nil
 		}
-		for _, obj := range page.Contents {
-			key := aws.ToString(obj.Key)
-			if !strings.HasSuffix(key, reprocessSuffix) {
-				res.Ignored++
-				continue
-			}
-			res.Objects = append(res.Objects, reprocessObject{Key: key, Size: aws.ToInt64(obj.Size), Status: reprocessListed})
-			res.Count++
-			res.Bytes += aws.ToInt64(obj.Size)
-		}
+		res.Objects = append(res.Objects, reprocessObject{Key: obj.Key, Size: obj.Size, Status: reprocessListed})
+		res.Count++
+		res.Bytes += obj.Size
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
 	if dryRun {
 		return res, nil
@@ -226,46 +208,23 @@ feed:
 // at the copy, not at the fetch). The copy is conditional on the ETag that
 // was read, so bytes written meanwhile never get the old metadata.
 func (rp *reprocessor) copyOnto(ctx context.Context, key string) (status, reason string) {
-	head, err := rp.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(rp.bucket), Key: aws.String(key)})
+	head, err := rp.bucket.Head(ctx, key)
 	switch {
-	case httpStatus(err) == http.StatusNotFound:
+	case errors.Is(err, bucket.ErrGone):
 		return reprocessSkipped, "deleted since it was listed"
 	case err != nil:
 		return reprocessFailed, fmt.Sprintf("reading its metadata: %v", err)
-	case aws.ToInt64(head.ContentLength) > maxCopySize:
-		return reprocessFailed, fmt.Sprintf("%d bytes: CopyObject copies at most 5 GiB; upload it again instead", aws.ToInt64(head.ContentLength))
+	case head.Size > maxCopySize:
+		return reprocessFailed, fmt.Sprintf("%d bytes: CopyObject copies at most 5 GiB; upload it again instead", head.Size)
 	}
-	in := &s3.CopyObjectInput{
-		Bucket:             aws.String(rp.bucket),
-		Key:                aws.String(key),
-		CopySource:         aws.String(awsclient.CopySource(rp.bucket, key, "")),
-		CopySourceIfMatch:  head.ETag,
-		MetadataDirective:  types.MetadataDirectiveReplace,
-		Metadata:           head.Metadata,
-		ContentType:        head.ContentType,
-		ContentEncoding:    head.ContentEncoding,
-		ContentDisposition: head.ContentDisposition,
-		ContentLanguage:    head.ContentLanguage,
-		CacheControl:       head.CacheControl,
-		StorageClass:       head.StorageClass, // empty (STANDARD) unless another class
-	}
-	_, err = rp.s3.CopyObject(ctx, in)
+	_, err = rp.bucket.Copy(ctx, key, bucket.Version{ETag: head.ETag}, key, bucket.CopyOptions{ReplaceWith: &head})
 	switch {
 	case err == nil:
 		return reprocessCopied, ""
-	case httpStatus(err) == http.StatusPreconditionFailed:
+	case errors.Is(err, bucket.ErrPrecondition):
 		return reprocessSkipped, "rewritten since its metadata was read: that write's own event transforms it"
-	case httpStatus(err) == http.StatusNotFound:
+	case errors.Is(err, bucket.ErrGone):
 		return reprocessSkipped, "deleted since it was listed"
 	}
-	return reprocessFailed, fmt.Sprintf("copying onto itself: %v", err)
-}
-
-// httpStatus is the HTTP status of an S3 error, or 0.
-func httpStatus(err error) int {
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
-	}
-	return 0
+	return reprocessFailed, err.Error()
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transformfn"
@@ -37,15 +37,15 @@ func rawPage(t *testing.T) []byte {
 
 // putRaw stores body at key as Extract does: JSON, with its source URL,
 // fetch time and SHA-256 in the metadata.
-func putRaw(t *testing.T, c *s3.Client, bucket, key string, body []byte) map[string]string {
+func putRaw(t *testing.T, c *s3.Client, bkt, key string, body []byte) map[string]string {
 	t.Helper()
 	meta := map[string]string{
-		extract.MetaSourceURL: "https://rickandmortyapi.com/api/episode?page=1",
-		extract.MetaFetchedAt: "2024-05-01T10:20:30.123456789Z",
-		"sha256":              strings.Repeat("ab", 32),
+		bucket.MetaSourceURL: "https://rickandmortyapi.com/api/episode?page=1",
+		bucket.MetaFetchedAt: "2024-05-01T10:20:30.123456789Z",
+		"sha256":             strings.Repeat("ab", 32),
 	}
 	_, err := c.PutObject(context.Background(), &s3.PutObjectInput{
-		Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		Bucket: aws.String(bkt), Key: aws.String(key), Body: bytes.NewReader(body),
 		ContentType: aws.String("application/json"), Metadata: meta,
 	})
 	if err != nil {
@@ -60,9 +60,9 @@ type stored struct {
 	modified time.Time // from the listing: millisecond precision, unlike HEAD's
 }
 
-func listStored(t *testing.T, c *s3.Client, bucket string) map[string]stored {
+func listStored(t *testing.T, c *s3.Client, bkt string) map[string]stored {
 	t.Helper()
-	out, err := c.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	out, err := c.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bkt)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func (s *spyS3) CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...
 // every metadata entry, gives it a new LastModified, and touches nothing
 // outside the prefix or not ending in .json.
 func TestReprocessCopiesOntoThemselves(t *testing.T) {
-	c, bucket := testenv.S3(t)
+	c, bkt := testenv.S3(t)
 	page := rawPage(t)
 	bodies := map[string][]byte{
 		"raw/character/page-0001.json":    page,
@@ -127,15 +127,15 @@ func TestReprocessCopiesOntoThemselves(t *testing.T) {
 	}
 	metas := map[string]map[string]string{}
 	for k, b := range bodies {
-		metas[k] = putRaw(t, c, bucket, k, b)
+		metas[k] = putRaw(t, c, bkt, k, b)
 	}
-	putRaw(t, c, bucket, "raw/character/notes.txt", []byte("not a page"))
-	putRaw(t, c, bucket, "raw/episode/page-0001.json", page)
-	before := listStored(t, c, bucket)
+	putRaw(t, c, bkt, "raw/character/notes.txt", []byte("not a page"))
+	putRaw(t, c, bkt, "raw/episode/page-0001.json", page)
+	before := listStored(t, c, bkt)
 	time.Sleep(5 * time.Millisecond) // LastModified has millisecond precision: make "later" observable
 
 	spy := &spyS3{Client: c}
-	rp := reprocessor{s3: spy, bucket: bucket, concurrency: 2}
+	rp := reprocessor{bucket: bucket.New(spy, bkt), concurrency: 2}
 	res, err := rp.run(context.Background(), "raw/character/", false)
 	if err != nil {
 		t.Fatal(err)
@@ -147,9 +147,9 @@ func TestReprocessCopiesOntoThemselves(t *testing.T) {
 	if spy.maxFly > 2 {
 		t.Errorf("%d copies in flight, limit 2", spy.maxFly)
 	}
-	after := listStored(t, c, bucket)
+	after := listStored(t, c, bkt)
 	for k, want := range bodies {
-		get, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)})
+		get, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bkt), Key: aws.String(k)})
 		if err != nil {
 			t.Fatalf("%s: %v", k, err)
 		}
@@ -177,15 +177,15 @@ func TestReprocessCopiesOntoThemselves(t *testing.T) {
 
 // A dry run lists the keys, their sizes and the total, and writes nothing.
 func TestReprocessDryRun(t *testing.T) {
-	c, bucket := testenv.S3(t)
-	putRaw(t, c, bucket, "raw/location/page-0001.json", []byte(`{"results":[]}`))
-	putRaw(t, c, bucket, "raw/location/page-0002.json", []byte(`[]`))
-	putRaw(t, c, bucket, "raw/location/readme.md", []byte(`#`))
-	before := listStored(t, c, bucket)
+	c, bkt := testenv.S3(t)
+	putRaw(t, c, bkt, "raw/location/page-0001.json", []byte(`{"results":[]}`))
+	putRaw(t, c, bkt, "raw/location/page-0002.json", []byte(`[]`))
+	putRaw(t, c, bkt, "raw/location/readme.md", []byte(`#`))
+	before := listStored(t, c, bkt)
 	time.Sleep(5 * time.Millisecond)
 
 	spy := &spyS3{Client: c}
-	rp := reprocessor{s3: spy, bucket: bucket, concurrency: 8}
+	rp := reprocessor{bucket: bucket.New(spy, bkt), concurrency: 8}
 	res, err := rp.run(context.Background(), "raw/", true)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func TestReprocessDryRun(t *testing.T) {
 	if spy.heads+spy.copies != 0 {
 		t.Errorf("dry run made %d HEADs and %d copies", spy.heads, spy.copies)
 	}
-	if after := listStored(t, c, bucket); !maps.Equal(after, before) {
+	if after := listStored(t, c, bkt); !maps.Equal(after, before) {
 		t.Errorf("objects changed:\nbefore %v\nafter  %v", before, after)
 	}
 	var human strings.Builder
@@ -216,9 +216,9 @@ func TestReprocessDryRun(t *testing.T) {
 // rewritten between its HEAD and its copy is skipped, keeping the new
 // write's bytes and metadata.
 func TestReprocessFailuresDoNotStopTheOthers(t *testing.T) {
-	c, bucket := testenv.S3(t)
+	c, bkt := testenv.S3(t)
 	for _, k := range []string{"raw/a/page-0001.json", "raw/a/page-0002.json", "raw/a/page-0003.json"} {
-		putRaw(t, c, bucket, k, []byte(`[]`))
+		putRaw(t, c, bkt, k, []byte(`[]`))
 	}
 	newer := map[string]string{"sha256": "newer"}
 	spy := &spyS3{
@@ -226,7 +226,7 @@ func TestReprocessFailuresDoNotStopTheOthers(t *testing.T) {
 		failCopy: map[string]error{"raw/a/page-0001.json": errors.New("injected: access denied")},
 		afterHead: map[string]func(){"raw/a/page-0002.json": func() {
 			_, err := c.PutObject(context.Background(), &s3.PutObjectInput{
-				Bucket: aws.String(bucket), Key: aws.String("raw/a/page-0002.json"),
+				Bucket: aws.String(bkt), Key: aws.String("raw/a/page-0002.json"),
 				Body: strings.NewReader(`[{"id":1}]`), Metadata: newer,
 			})
 			if err != nil {
@@ -234,7 +234,7 @@ func TestReprocessFailuresDoNotStopTheOthers(t *testing.T) {
 			}
 		}},
 	}
-	rp := reprocessor{s3: spy, bucket: bucket, concurrency: 8}
+	rp := reprocessor{bucket: bucket.New(spy, bkt), concurrency: 8}
 	res, err := rp.run(context.Background(), "raw/a/", false)
 	if err == nil || !strings.Contains(err.Error(), "1 of 3 objects failed") {
 		t.Errorf("error %v", err)
@@ -252,13 +252,13 @@ func TestReprocessFailuresDoNotStopTheOthers(t *testing.T) {
 	if o := byKey["raw/a/page-0002.json"]; o.Status != reprocessSkipped || !strings.Contains(o.Reason, "rewritten") {
 		t.Errorf("rewritten object %+v", o)
 	}
-	head, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("raw/a/page-0002.json")})
+	head, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bkt), Key: aws.String("raw/a/page-0002.json")})
 	if err != nil || !maps.Equal(head.Metadata, newer) || aws.ToInt64(head.ContentLength) != 10 {
 		t.Errorf("the newer write was overwritten: %v %+v", err, head)
 	}
 	var human strings.Builder
 	res.Human(&human)
-	if !strings.Contains(human.String(), "failed s3://"+bucket+"/raw/a/page-0001.json: copying onto itself: injected: access denied") {
+	if !strings.Contains(human.String(), "failed s3://"+bkt+"/raw/a/page-0001.json: copying s3://"+bkt+"/raw/a/page-0001.json onto itself: injected: access denied") {
 		t.Errorf("human output:\n%s", human.String())
 	}
 }
@@ -324,9 +324,9 @@ func setAWSEnv(t *testing.T, env []string) {
 // The command, with the SDK's default configuration aimed at MinIO by
 // AWS_ENDPOINT_URL.
 func TestReprocessCommandMinIO(t *testing.T) {
-	c, bucket := testenv.S3(t)
-	putRaw(t, c, bucket, "raw/episode/page-0001.json", rawPage(t))
-	putRaw(t, c, bucket, "raw/episode/page-0002.json", []byte(`[]`))
+	c, bkt := testenv.S3(t)
+	putRaw(t, c, bkt, "raw/episode/page-0001.json", rawPage(t))
+	putRaw(t, c, bkt, "raw/episode/page-0002.json", []byte(`[]`))
 	creds, err := testenv.S3Config().Credentials.Retrieve(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -335,19 +335,19 @@ func TestReprocessCommandMinIO(t *testing.T) {
 		"AWS_ENDPOINT_URL=" + testenv.S3Endpoint(), "AWS_REGION=us-east-1", "S3_FORCE_PATH_STYLE=true",
 		"AWS_ACCESS_KEY_ID=" + creds.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + creds.SecretAccessKey,
 	})
-	before := listStored(t, c, bucket)
+	before := listStored(t, c, bkt)
 	time.Sleep(5 * time.Millisecond)
 
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"reprocess", "--bucket", bucket, "--dry-run"}, &stdout, &stderr); code != 0 {
+	if code := run(context.Background(), []string{"reprocess", "--bucket", bkt, "--dry-run"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("dry run: exit %d: %s", code, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "would copy 2 objects") || !maps.Equal(listStored(t, c, bucket), before) {
+	if !strings.Contains(stdout.String(), "would copy 2 objects") || !maps.Equal(listStored(t, c, bkt), before) {
 		t.Errorf("dry run: %s", stdout.String())
 	}
 
 	stdout.Reset()
-	if code := run(context.Background(), []string{"reprocess", "--bucket", bucket, "--prefix", "raw/episode/", "--json"}, &stdout, &stderr); code != 0 {
+	if code := run(context.Background(), []string{"reprocess", "--bucket", bkt, "--prefix", "raw/episode/", "--json"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	var res reprocessResult
@@ -357,7 +357,7 @@ func TestReprocessCommandMinIO(t *testing.T) {
 	if res.Copied != 2 || res.Count != 2 {
 		t.Errorf("result %+v", res)
 	}
-	for k, s := range listStored(t, c, bucket) {
+	for k, s := range listStored(t, c, bkt) {
 		if !s.modified.After(before[k].modified) {
 			t.Errorf("%s was not copied: %+v", k, s)
 		}

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/dashboard"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
@@ -55,6 +59,7 @@ type runResult struct {
 	Problems  []string             `json:"problems"`
 	Nothing   bool                 `json:"nothingChanged"` // no page changed, so nothing ran downstream
 	Failures  []string             `json:"failures"`       // why the run failed (exit status 1)
+	Report    string               `json:"report"`         // the HTML report of the run
 	dead      map[string][]string  // dead letters per target, for the human form
 }
 
@@ -73,6 +78,8 @@ func runChain(ctx context.Context, g *globals, sf *sourceFlags, force bool, prog
 	}
 	defer s.Close()
 	st, t, chain, log := s.st, s.tally, s.chain, s.log
+	t.keepInvocations = true // for the report's timeline
+	started := time.Now()
 	p, err := newProgress(g.stderr, progMode, t)
 	if err != nil {
 		return nil, err
@@ -97,7 +104,9 @@ func runChain(ctx context.Context, g *globals, sf *sourceFlags, force bool, prog
 
 	// Extract: the schedule event starts it; its writes to raw/ start the rest.
 	t.begin("extract")
+	xstart := time.Now()
 	xres, xerr := s.extract(ctx, force)
+	t.invocation(scheduled(extractID, xstart, xerr))
 	t.end("extract")
 	res.Extract = &xres
 	p.stageDone("extract", fmt.Sprintf("%d pages: %d written, %d unchanged, %d failed", xres.Pages, xres.Written, xres.Unchanged, xres.Failed))
@@ -116,7 +125,9 @@ func runChain(ctx context.Context, g *globals, sf *sourceFlags, force bool, prog
 
 	// Export: the runner knows its own writes are committed, so no lag.
 	t.begin("export")
+	estart := time.Now()
 	eres, eerr := s.export(ctx)
+	t.invocation(scheduled(exportID, estart, eerr))
 	t.end("export")
 	res.Export = &eres
 	if eerr != nil {
@@ -165,7 +176,12 @@ func runChain(ctx context.Context, g *globals, sf *sourceFlags, force bool, prog
 	if res.Failures == nil {
 		res.Failures = []string{}
 	}
-	log.Info("run finished", "failures", len(res.Failures))
+	path, err := writeRunReport(ctx, g.dataDir, s, res, started)
+	if err != nil {
+		res.Failures = append(res.Failures, "writing the report: "+err.Error())
+	}
+	res.Report = path
+	log.Info("run finished", "failures", len(res.Failures), "report", path)
 	if len(res.Failures) > 0 {
 		return res, errors.New(strings.Join(res.Failures, "; "))
 	}
@@ -220,20 +236,8 @@ func (r *runResult) Human(w io.Writer) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nSTAGE\tTIME\tIN\tOUT")
-	if x := r.Extract; x != nil {
-		fmt.Fprintf(tw, "extract\t%s\t%d pages, %d requests, %d retries\t%d written, %d unchanged, %d failed\n",
-			secs(r.Stages["extract"]), x.Pages, x.Requests, x.Retries, x.Written, x.Unchanged, x.Failed)
-	}
-	fmt.Fprintf(tw, "transform\t%s\t%d raw objects\t%d processed files, %d transformed, %d quarantined, %d rejected files\n",
-		secs(r.Stages["transform"]), r.Objects["raw"], r.Objects["processed"], r.Transform["transformed"], r.Transform["quarantined"], r.Objects["rejected"])
-	fmt.Fprintf(tw, "load\t%s\t%d processed files\t%d loaded, %d skipped, %d quarantined\n",
-		secs(r.Stages["load"]), r.Objects["processed"], r.Load["loaded"], r.Load["skipped"], r.Load["quarantined"])
-	if e := r.Export; e != nil {
-		files := 0
-		for _, t := range e.Tables {
-			files += len(t.Files)
-		}
-		fmt.Fprintf(tw, "export\t%s\t%d tables\t%d files under exports/\n", secs(r.Stages["export"]), len(e.Tables), files)
+	for _, row := range r.stageRows() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row.Stage, secs(row.Seconds), row.In, row.Out)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%-20s %11s %8s %8s %9s\n", "TABLE", "TRANSFORMED", "LOADED", "ROWS", "EXPORTED")
@@ -253,6 +257,103 @@ func (r *runResult) Human(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "\nlogs: %s\n", r.LogFile)
+	if r.Report != "" {
+		fmt.Fprintf(w, "report: %s\n", r.Report)
+	}
+}
+
+// stageRows are the lines of the summary's stage table.
+func (r *runResult) stageRows() []dashboard.StageRow {
+	var rows []dashboard.StageRow
+	if x := r.Extract; x != nil {
+		rows = append(rows, dashboard.StageRow{Stage: "extract", Seconds: r.Stages["extract"],
+			In:  fmt.Sprintf("%d pages, %d requests, %d retries", x.Pages, x.Requests, x.Retries),
+			Out: fmt.Sprintf("%d written, %d unchanged, %d failed", x.Written, x.Unchanged, x.Failed)})
+	}
+	rows = append(rows,
+		dashboard.StageRow{Stage: "transform", Seconds: r.Stages["transform"], In: fmt.Sprintf("%d raw objects", r.Objects["raw"]),
+			Out: fmt.Sprintf("%d processed files, %d transformed, %d quarantined, %d rejected files",
+				r.Objects["processed"], r.Transform["transformed"], r.Transform["quarantined"], r.Objects["rejected"])},
+		dashboard.StageRow{Stage: "load", Seconds: r.Stages["load"], In: fmt.Sprintf("%d processed files", r.Objects["processed"]),
+			Out: fmt.Sprintf("%d loaded, %d skipped, %d quarantined", r.Load["loaded"], r.Load["skipped"], r.Load["quarantined"])})
+	if e := r.Export; e != nil {
+		files := 0
+		for _, t := range e.Tables {
+			files += len(t.Files)
+		}
+		rows = append(rows, dashboard.StageRow{Stage: "export", Seconds: r.Stages["export"], In: fmt.Sprintf("%d tables", len(e.Tables)),
+			Out: fmt.Sprintf("%d files under %s", files, bucket.DefaultExportPrefix)})
+	}
+	return rows
+}
+
+// scheduled is the invocation of a function the schedule started (Extract,
+// Export), for the report's timeline.
+func scheduled(id string, start time.Time, err error) localrun.Invocation {
+	inv := localrun.Invocation{Function: id, Start: start, End: time.Now(), Keys: []string{}, Messages: 1, Attempt: 1}
+	if err != nil {
+		inv.Failed, inv.Error = 1, err.Error()
+	}
+	return inv
+}
+
+// writeRunReport writes the run's HTML report to
+// <data-dir>/reports/run-<time>.html and returns its absolute path.
+func writeRunReport(ctx context.Context, dataDir string, s *session, res *runResult, started time.Time) (string, error) {
+	t := s.tally
+	t.mu.Lock()
+	run := dashboard.Run{Started: started, Finished: time.Now(), Source: res.Source, Bucket: res.Bucket, Folder: res.Folder,
+		Database: res.Database, Nothing: res.Nothing, Failures: res.Failures, Stages: res.stageRows(), Delivery: res.Delivery,
+		Invocations: append([]localrun.Invocation(nil), t.invocations...), Problems: append([]dashboard.Problem(nil), t.issues...)}
+	t.mu.Unlock()
+	for _, tb := range warehouse.Tables() {
+		x := res.Rows[tb.Name]
+		run.Tables = append(run.Tables, dashboard.TableRows{Table: tb.Name, Transformed: int64(x.Transformed), Loaded: x.Loaded, Total: x.Total, Exported: x.Exported})
+	}
+	if res.Export != nil {
+		run.Exports = dashboard.ExportFiles(*res.Export)
+	}
+	// The reasons of rejected records are in their files.
+	b := bucket.New(s.st.S3, s.st.Bucket)
+	for i, p := range run.Problems {
+		if p.Kind != dashboard.Rejected {
+			continue
+		}
+		if got, err := dashboard.ReadRejected(ctx, b, p.Key); err == nil {
+			run.Problems[i].Reason = got.Reason
+		}
+	}
+
+	dir, err := filepath.Abs(filepath.Join(dataDir, "reports"))
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	if err := dashboard.WriteReport(&buf, run); err != nil {
+		return "", err
+	}
+	base := "run-" + started.UTC().Format("20060102T150405Z")
+	for n := 1; ; n++ {
+		path := filepath.Join(dir, base+".html")
+		if n > 1 {
+			path = filepath.Join(dir, fmt.Sprintf("%s-%d.html", base, n))
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if _, err := f.Write(buf.Bytes()); err != nil {
+			f.Close()
+			return "", err
+		}
+		return path, f.Close()
+	}
 }
 
 func secs(s float64) string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -103,6 +104,7 @@ func TestRunOfflineEmbeddedAndMariaDB(t *testing.T) {
 		if len(res.Failures) != 0 || len(res.Problems) != 0 {
 			t.Errorf("%s: failures %v, problems %v", res.Database, res.Failures, res.Problems)
 		}
+		checkReport(t, res)
 	}
 	if embedded.Rows["character_episodes"].Total != server.Rows["character_episodes"].Total {
 		t.Errorf("links: embedded %+v, MariaDB %+v", embedded.Rows["character_episodes"], server.Rows["character_episodes"])
@@ -115,12 +117,37 @@ func TestRunOfflineEmbeddedAndMariaDB(t *testing.T) {
 	}
 
 	again := runPipeline(t, 0, append(size, "--data-dir", embeddedDir, "--mysql-dsn", "")...)
+	if again.Report == embedded.Report {
+		t.Errorf("the second run wrote over the first one's report %s", embedded.Report)
+	}
+	checkReport(t, again)
 	if !again.Nothing || again.Extract.Unchanged != pages || again.Objects["raw"] != 0 || again.Objects["processed"] != 0 {
 		t.Errorf("second run did downstream work: nothing changed %v, extract %+v, objects %v", again.Nothing, again.Extract, again.Objects)
 	}
 	for table, r := range again.Rows {
 		if r.Exported != 0 || r.Total != embedded.Rows[table].Total {
 			t.Errorf("second run: %s %+v", table, r)
+		}
+	}
+}
+
+// checkReport checks that the run left its report under <data-dir>/reports/
+// with the run's row counts.
+func checkReport(t *testing.T, res runResult) {
+	t.Helper()
+	if !filepath.IsAbs(res.Report) || filepath.Base(filepath.Dir(res.Report)) != "reports" || !strings.HasPrefix(filepath.Base(res.Report), "run-") || filepath.Ext(res.Report) != ".html" {
+		t.Errorf("report path %q, want <data-dir>/reports/run-<time>.html", res.Report)
+		return
+	}
+	b, err := os.ReadFile(res.Report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for table, r := range res.Rows {
+		want := fmt.Sprintf(`<tr data-table="%s"><td>%s</td><td class="n" data-field="transformed">%d</td><td class="n" data-field="loaded">%d</td><td class="n" data-field="total">%d</td><td class="n" data-field="exported">%d</td></tr>`,
+			table, table, r.Transformed, r.Loaded, r.Total, r.Exported)
+		if !strings.Contains(string(b), want) {
+			t.Errorf("report %s lacks the row of %s: %s", res.Report, table, want)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"regexp"
@@ -18,10 +20,13 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/dashboard"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/localrun"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/samtemplate"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
 
 func serveCommand() *command {
@@ -36,8 +41,11 @@ func serveCommand() *command {
 			exportEvery := fs.String("export-every", "", "export schedule: a Go duration or rate(...) (default: template.yaml's ExportSchedule); 0 never")
 			noExtract := fs.Bool("no-initial-extract", false, "do not crawl at start (by default serve crawls once when it starts)")
 			level := fs.String("log-level", "info", "level of the handlers' JSON logs, written to <data-dir>/logs/")
+			ui := &uiFlags{}
+			fs.StringVar(&ui.addr, "ui-addr", dashboard.DefaultAddr, "listen address of the live page and /api/status (empty: no page); not loopback only with --ui-token")
+			fs.StringVar(&ui.token, "ui-token", os.Getenv("PIPELINE_UI_TOKEN"), "token the page asks of every request (default $PIPELINE_UI_TOKEN); required off loopback")
 			return func(ctx context.Context) (result, error) {
-				return serve(ctx, g, sf, *extractEvery, *exportEvery, !*noExtract, *level)
+				return serve(ctx, g, sf, ui, *extractEvery, *exportEvery, !*noExtract, *level)
 			}
 		},
 	}
@@ -62,7 +70,26 @@ func (r *serveResult) Human(w io.Writer) {
 	fmt.Fprintf(w, "logs: %s\n", r.LogFile)
 }
 
-func serve(ctx context.Context, g *globals, sf *sourceFlags, extractEvery, exportEvery string, initialExtract bool, level string) (result, error) {
+// uiFlags say where the live page listens.
+type uiFlags struct {
+	addr  string
+	token string
+}
+
+// trigger asks the serve loop to run a stage: one at a time, in order.
+type trigger struct {
+	what   string // crawl, export or reprocess
+	why    string
+	prefix string // reprocess: the prefix
+	act    *dashboard.ActionHandle
+}
+
+func serve(ctx context.Context, g *globals, sf *sourceFlags, ui *uiFlags, extractEvery, exportEvery string, initialExtract bool, level string) (result, error) {
+	if ui.addr != "" {
+		if err := dashboard.CheckAddr(ui.addr, ui.token); err != nil {
+			return nil, err
+		}
+	}
 	tpl, _, err := sf.loadTemplate()
 	if err != nil {
 		return nil, err
@@ -93,6 +120,15 @@ func serve(ctx context.Context, g *globals, sf *sourceFlags, extractEvery, expor
 		fmt.Fprintf(out, time.Now().Format("15:04:05")+" "+format+"\n", args...)
 	}
 	t.echo = func(line string) { say("%s", line) }
+	mon := dashboard.New(dashboard.Config{Bucket: bucket.New(st.S3, st.Bucket), BucketName: st.Bucket, DB: st.DB, Chain: chain,
+		Tables: warehouseTables(), ExportPrefix: bucket.DefaultExportPrefix})
+	t.obs = mon
+	var uiLn net.Listener
+	if ui.addr != "" {
+		if uiLn, err = net.Listen("tcp", ui.addr); err != nil {
+			return nil, fmt.Errorf("the page cannot listen on --ui-addr %s: %w (choose another address, or --ui-addr '' for no page)", ui.addr, err)
+		}
+	}
 	chain.Start(ctx)
 	watcher := st.Server.NewWatcher(locals3.WatchOptions{ReportExisting: true})
 	st.Server.OnObjectCreated(func(ev locals3.ObjectCreated) {
@@ -106,41 +142,112 @@ func serve(ctx context.Context, g *globals, sf *sourceFlags, extractEvery, expor
 	go func() { defer wg.Done(); watcher.Run(wctx) }()
 
 	res := &serveResult{LogFile: sess.logf.Name()}
-	runExtract := func(why string) {
+	runExtract := func(why string, act *dashboard.ActionHandle) {
+		act.Start()
+		mon.RunStarted()
 		say("extract (%s) from %s", why, sess.src.Description)
 		r, err := sess.extract(ctx, false)
 		res.Extracts++
+		summary := fmt.Sprintf("%d pages, %d written, %d unchanged", r.Pages, r.Written, r.Unchanged)
+		act.Finish(summary, err)
 		if err != nil {
 			say("extract failed: %v", err)
 			return
 		}
-		say("extract: %d pages, %d written, %d unchanged", r.Pages, r.Written, r.Unchanged)
+		say("extract: %s", summary)
 	}
-	runExport := func(why string) {
+	runExport := func(why string, act *dashboard.ActionHandle) {
+		act.Start()
 		// Wait for the chain to settle, so an on-demand export sees what was
 		// just dropped in; the lag then covers only other writers.
 		_ = chain.WaitIdle(ctx)
 		r, err := sess.export(ctx)
 		res.Exports++
+		act.Finish(exportSummary(r), err)
 		if err != nil {
 			say("export (%s) failed: %v", why, err)
 			return
 		}
 		say("export (%s): %s", why, exportSummary(r))
 	}
+	runReprocess := func(prefix, why string, act *dashboard.ActionHandle) {
+		act.Start()
+		r, err := reprocessLocal(ctx, st, prefix)
+		summary := ""
+		if r != nil {
+			summary = fmt.Sprintf("%d of %d objects under %s copied onto themselves, %d skipped, %d failed", r.Copied, r.Count, prefix, r.Skipped, r.Failed)
+		}
+		act.Finish(summary, err)
+		if err != nil {
+			say("reprocess %s (%s) failed: %s: %v", prefix, why, summary, err)
+			return
+		}
+		say("reprocess (%s): %s", why, summary)
+	}
 
-	printReach(out, g, st, sess.src, extractPeriod, exportPeriod, sess.logf.Name())
+	// Stage runs are serialized: one extract, export or reprocess at a time.
+	triggers := make(chan trigger, 8)
+	ask := func(what, why, prefix string) error {
+		name := map[string]string{"extract": "crawl"}[what]
+		if name == "" {
+			name = what
+		}
+		act := mon.Queue(name, why)
+		select {
+		case triggers <- trigger{what: what, why: why, prefix: prefix, act: act}:
+			return nil
+		default:
+			err := fmt.Errorf("busy: %d runs are already waiting; try again once they are done", len(triggers))
+			act.Finish("", err)
+			return err
+		}
+	}
+	runTrigger := func(tr trigger) {
+		switch tr.what {
+		case "extract":
+			runExtract(tr.why, tr.act)
+		case "export":
+			runExport(tr.why, tr.act)
+		case "reprocess":
+			runReprocess(tr.prefix, tr.why, tr.act)
+		}
+	}
 
-	// Stage runs are serialized: one extract or export at a time.
-	triggers := make(chan string, 4)
+	var stopUI func()
+	uiURL := ""
+	if uiLn != nil {
+		h := dashboard.NewHandler(dashboard.ServerConfig{Monitor: mon, Token: ui.token, Actions: dashboard.Actions{
+			Crawl:  func() error { return ask("extract", "page", "") },
+			Export: func() error { return ask("export", "page", "") },
+			Reprocess: func(prefix string) error {
+				if err := checkRawPrefix(prefix); err != nil {
+					return err
+				}
+				return ask("reprocess", "page", prefix)
+			},
+		}})
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		mctx, stopMon := context.WithCancel(ctx)
+		wg.Add(2)
+		go func() { defer wg.Done(); srv.Serve(uiLn) }() //nolint:errcheck // ends with Close
+		go func() { defer wg.Done(); mon.Run(mctx, 500*time.Millisecond) }()
+		stopUI = func() { stopMon(); srv.Close() }
+		uiURL = dashboard.PageURL(uiLn.Addr().String())
+		if ui.token != "" {
+			uiURL += " (open it with ?token=<the --ui-token>)"
+		}
+	}
+
+	printReach(out, g, st, sess.src, uiURL, extractPeriod, exportPeriod, sess.logf.Name())
+
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
 	if term.IsTerminal(int(os.Stdin.Fd())) {
-		go readCommands(os.Stdin, triggers, func(s string) { say("%s", s) })
+		go readCommands(os.Stdin, ask, func(s string) { say("%s", s) })
 	}
 	if initialExtract {
-		triggers <- "extract:at start"
+		ask("extract", "at start", "") //nolint:errcheck // the queue is empty
 	}
 	extractTick, exportTick := ticker(extractPeriod), ticker(exportPeriod)
 loop:
@@ -149,19 +256,17 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-usr1:
-			runExport("SIGUSR1")
+			runExport("SIGUSR1", mon.Queue("export", "SIGUSR1"))
 		case tr := <-triggers:
-			what, why, _ := strings.Cut(tr, ":")
-			if what == "extract" {
-				runExtract(why)
-			} else {
-				runExport(why)
-			}
+			runTrigger(tr)
 		case <-extractTick:
-			runExtract("schedule")
+			runExtract("schedule", mon.Queue("crawl", "schedule"))
 		case <-exportTick:
-			runExport("schedule")
+			runExport("schedule", mon.Queue("export", "schedule"))
 		}
+	}
+	if stopUI != nil {
+		stopUI()
 	}
 	say("stopping: finishing the invocations in flight")
 	stopWatch()
@@ -174,7 +279,7 @@ loop:
 	return res, nil
 }
 
-func printReach(w io.Writer, g *globals, st *stack, src *apiSource, extractEvery, exportEvery time.Duration, logFile string) {
+func printReach(w io.Writer, g *globals, st *stack, src *apiSource, uiURL string, extractEvery, exportEvery time.Duration, logFile string) {
 	db := mysqldb.Config{DSN: st.DSN}.Redacted() + " (MySQL server)"
 	client := ""
 	if st.MySQL != nil {
@@ -190,6 +295,9 @@ func printReach(w io.Writer, g *globals, st *stack, src *apiSource, extractEvery
 	}
 	folder := st.Server.Dir(st.Bucket)
 	fmt.Fprintf(w, "local stack ready (Ctrl-C stops it)\n")
+	if uiURL != "" {
+		fmt.Fprintf(w, "  page         %s  (live view; GET /api/status for scripts)\n", uiURL)
+	}
 	fmt.Fprintf(w, "  S3 endpoint  %s  bucket %s  folder %s\n", st.Endpoint, st.Bucket, folder)
 	fmt.Fprintf(w, "  credentials  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s\n", locals3.AccessKeyID, locals3.SecretAccessKey, locals3.Region)
 	fmt.Fprintf(w, "  drop a page  aws --endpoint-url %s s3 cp page.json s3://%s/raw/character/page-0001.json\n", st.Endpoint, st.Bucket)
@@ -204,19 +312,43 @@ func printReach(w io.Writer, g *globals, st *stack, src *apiSource, extractEvery
 }
 
 // readCommands reads `export` and `extract` lines typed at the terminal.
-func readCommands(r io.Reader, triggers chan<- string, say func(string)) {
+func readCommands(r io.Reader, ask func(what, why, prefix string) error, say func(string)) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
+		var err error
 		switch strings.TrimSpace(sc.Text()) {
 		case "export", "e":
-			triggers <- "export:on demand"
+			err = ask("export", "terminal", "")
 		case "extract", "x":
-			triggers <- "extract:on demand"
+			err = ask("extract", "terminal", "")
 		case "":
 		default:
 			say("commands: export (e), extract (x); Ctrl-C stops")
 		}
+		if err != nil {
+			say(err.Error())
+		}
 	}
+}
+
+// warehouseTables are the names of the warehouse tables, in order.
+func warehouseTables() []string {
+	var names []string
+	for _, t := range warehouse.Tables() {
+		names = append(names, t.Name)
+	}
+	return names
+}
+
+// reprocessLocal does what `pipeline reprocess` does, on the local stack's
+// bucket: every .json object under prefix is copied onto itself, so its
+// notification starts Transform again.
+func reprocessLocal(ctx context.Context, st *stack, prefix string) (*reprocessResult, error) {
+	if err := checkRawPrefix(prefix); err != nil {
+		return nil, err
+	}
+	rp := reprocessor{bucket: bucket.New(st.S3, st.Bucket), concurrency: defaultReprocessConcurrency}
+	return rp.run(ctx, prefix, false)
 }
 
 func ticker(d time.Duration) <-chan time.Time {

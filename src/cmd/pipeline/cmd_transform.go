@@ -18,8 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/transform"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transformfn"
 )
 
@@ -28,10 +28,10 @@ func transformCommand() *command {
 		name:    "transform",
 		summary: "transform objects under raw/ into processed/ CSVs",
 		setup: func(fs *flag.FlagSet, g *globals) func(ctx context.Context) (result, error) {
-			prefix := fs.String("prefix", transform.RawPrefix, "transform every object under this prefix (it must be under raw/)")
+			prefix := fs.String("prefix", bucket.RawPrefix, "transform every object under this prefix (it must be under raw/)")
 			return func(ctx context.Context) (result, error) {
-				if !strings.HasPrefix(*prefix, transform.RawPrefix) {
-					return nil, fmt.Errorf("--prefix %q is not under %s", *prefix, transform.RawPrefix)
+				if !strings.HasPrefix(*prefix, bucket.RawPrefix) {
+					return nil, fmt.Errorf("--prefix %q is not under %s", *prefix, bucket.RawPrefix)
 				}
 				st, err := g.openStack(ctx, false)
 				if err != nil {

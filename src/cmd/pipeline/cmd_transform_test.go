@@ -11,15 +11,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/transform"
 )
 
 // TestTransformPrefix runs the command's core against MinIO: every object
 // under the prefix goes through the handler as an S3 event, keys with
 // spaces, '+', '%' and unicode included.
 func TestTransformPrefix(t *testing.T) {
-	c, bucket := testenv.S3(t)
+	c, bkt := testenv.S3(t)
 	page, err := os.ReadFile("../../internal/transform/testdata/episode-page.json")
 	if err != nil {
 		t.Fatal(err)
@@ -31,11 +31,11 @@ func TestTransformPrefix(t *testing.T) {
 		"other/episode/x.json":         page,
 	}
 	for k, b := range objects {
-		if _, err := c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: bytes.NewReader(b)}); err != nil {
+		if _, err := c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bkt), Key: aws.String(k), Body: bytes.NewReader(b)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	res, err := transformPrefix(context.Background(), c, bucket, "raw/", slog.New(slog.DiscardHandler))
+	res, err := transformPrefix(context.Background(), c, bkt, "raw/", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +43,8 @@ func TestTransformPrefix(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 	for _, k := range []string{"raw/episode/page-0001.json", "raw/manual/a+b c 100% ζ.json"} {
-		if _, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(transform.ProcessedKey("episodes", k))}); err != nil {
-			t.Errorf("%s: %v", transform.ProcessedKey("episodes", k), err)
+		if _, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bkt), Key: aws.String(bucket.ProcessedKey("episodes", k))}); err != nil {
+			t.Errorf("%s: %v", bucket.ProcessedKey("episodes", k), err)
 		}
 	}
 	var human strings.Builder

@@ -17,6 +17,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/dashboard"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/exportfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
@@ -184,10 +186,25 @@ type tally struct {
 	load        map[loadfn.Status]int
 	loadedRows  map[string]int64 // rows read per table from files loaded
 	problems    []string
+	issues      []dashboard.Problem // the problems, for the run's report
 	stages      map[string]*stageTime
+	invocations []localrun.Invocation  // kept only when keepInvocations
+	started     map[string][]time.Time // transform invocations in flight, by key
 
+	// keepInvocations keeps every invocation for the run's report (run).
+	keepInvocations bool
 	// echo, when set, is told each outcome as one human line (serve).
 	echo func(line string)
+	// obs, when set, is told of every object written and every object
+	// handled (serve's page).
+	obs observer
+}
+
+// observer is told what the chain does as it happens; *dashboard.Monitor
+// is one.
+type observer interface {
+	ObjectCreated(key string, chainIdle bool)
+	Event(dashboard.Event)
 }
 
 type stageTime struct {
@@ -197,15 +214,55 @@ type stageTime struct {
 
 func newTally() *tally {
 	return &tally{objects: map[string]int{}, transform: map[transformfn.Status]int{}, transformed: map[string]int{},
-		load: map[loadfn.Status]int{}, loadedRows: map[string]int64{}, stages: map[string]*stageTime{}}
+		load: map[loadfn.Status]int{}, loadedRows: map[string]int64{}, stages: map[string]*stageTime{}, started: map[string][]time.Time{}}
 }
 
 // objectCreated counts a new object by its first key segment.
-func (t *tally) objectCreated(ev locals3.ObjectCreated) {
+func (t *tally) objectCreated(ev locals3.ObjectCreated, chainIdle bool) {
 	top, _, _ := strings.Cut(ev.Key, "/")
 	t.mu.Lock()
 	t.objects[top]++
 	t.mu.Unlock()
+	if t.obs != nil {
+		t.obs.ObjectCreated(ev.Key, chainIdle)
+	}
+}
+
+// invocation records one invocation of a function, for the run's report.
+func (t *tally) invocation(inv localrun.Invocation) {
+	if !t.keepInvocations {
+		return
+	}
+	t.mu.Lock()
+	t.invocations = append(t.invocations, inv)
+	t.mu.Unlock()
+}
+
+// transformStarting notes when the transform of keys starts, so that its
+// outcome can say how long it took.
+func (t *tally) transformStarting(keys []string) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		t.started[k] = append(t.started[k], now)
+	}
+}
+
+// transformTook returns how long the transform of key took, forgetting
+// its start. The caller holds t.mu.
+func (t *tally) transformTook(key string) float64 {
+	starts := t.started[key]
+	if len(starts) == 0 {
+		return 0
+	}
+	took := time.Since(starts[0]).Seconds()
+	if len(starts) == 1 {
+		delete(t.started, key)
+	} else {
+		t.started[key] = starts[1:]
+	}
+	return took
 }
 
 func (t *tally) transformOutcome(o transformfn.Outcome) {
@@ -221,15 +278,33 @@ func (t *tally) transformOutcome(o transformfn.Outcome) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	ev := dashboard.Event{Time: time.Now(), Key: o.Key, Function: transformID, Outcome: string(o.Status), Seconds: t.transformTook(o.Key)}
+	if o.Status != transformfn.Transformed {
+		ev.Error = o.Reason
+	}
 	t.transform[o.Status]++
 	if o.Report != nil {
 		for tbl, n := range o.Report.Rows {
 			t.transformed[tbl] += n
+			ev.Rows += int64(n)
 		}
 		t.recordsRej += o.Report.Rejected
+		if o.Report.Rejected > 0 {
+			t.issues = append(t.issues, dashboard.Problem{Kind: dashboard.Rejected, Key: bucket.RejectedKey(o.Key), Source: o.Key,
+				Stage: "transform", Records: o.Report.Rejected, Reason: fmt.Sprintf("%d records rejected", o.Report.Rejected)})
+		}
+	}
+	switch o.Status {
+	case transformfn.Quarantined:
+		t.issues = append(t.issues, dashboard.Problem{Kind: dashboard.Quarantined, Key: bucket.QuarantineKey(o.Key), Source: o.Key, Stage: "transform", Reason: o.Reason})
+	case transformfn.Failed:
+		t.issues = append(t.issues, dashboard.Problem{Kind: string(o.Status), Source: o.Key, Stage: "transform", Reason: o.Reason})
 	}
 	if o.Status == transformfn.Quarantined || o.Status == transformfn.Failed {
 		t.problems = append(t.problems, fmt.Sprintf("transform %s %s: %s", o.Status, o.Key, o.Reason))
+	}
+	if t.obs != nil {
+		t.obs.Event(ev)
 	}
 }
 
@@ -244,11 +319,33 @@ func (t *tally) loadOutcome(o loadfn.Outcome) {
 		}
 		t.echo(line)
 	}
+	if t.obs != nil {
+		ev := dashboard.Event{Time: time.Now(), Key: o.Key, Function: loadID, Outcome: string(o.Status), Seconds: o.Took.Seconds()}
+		if o.Key == "" {
+			ev.Key = "message " + o.MessageID
+		}
+		if o.Status == loadfn.Loaded {
+			ev.Rows = o.Rows
+		} else {
+			ev.Error = o.Reason
+		}
+		t.obs.Event(ev)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.load[o.Status]++
 	if o.Status == loadfn.Loaded {
 		t.loadedRows[o.Table] += o.Rows
+	}
+	switch o.Status {
+	case loadfn.Quarantined:
+		t.issues = append(t.issues, dashboard.Problem{Kind: dashboard.Quarantined, Key: bucket.QuarantineKey(o.Key), Source: o.Key, Stage: "load", Reason: o.Reason})
+	case loadfn.Rejected:
+		src := o.Key
+		if src == "" {
+			src = "message " + o.MessageID
+		}
+		t.issues = append(t.issues, dashboard.Problem{Kind: "rejected message", Source: src, Stage: "load", Reason: o.Reason})
 	}
 	if o.Status == loadfn.Quarantined || o.Status == loadfn.Rejected {
 		t.problems = append(t.problems, fmt.Sprintf("load %s %s: %s", o.Status, o.Key, o.Reason))
@@ -284,10 +381,15 @@ func newLocalChain(st *stack, tpl *samtemplate.Template, log *slog.Logger, t *ta
 	ld := loadfn.New(loadfn.Config{Bucket: st.Bucket, PathStyle: true}, st.S3, st.DB, log.With("function", "load"))
 	ld.Observe = t.loadOutcome
 	ch, err := localrun.NewChain(localrun.ChainConfig{
-		Wiring: w, Bucket: st.Bucket, Log: log.With("component", "chain"),
+		Wiring: w, Bucket: st.Bucket, Log: log.With("component", "chain"), OnInvocation: t.invocation,
 		Async: map[string]localrun.AsyncHandler{transformID: func(ctx context.Context, ev events.S3Event) error {
 			t.begin("transform")
 			defer t.end("transform")
+			keys := make([]string, 0, len(ev.Records))
+			for _, r := range ev.Records {
+				keys = append(keys, r.S3.Object.URLDecodedKey)
+			}
+			t.transformStarting(keys)
 			return tr.Handle(ctx, ev)
 		}},
 		Batch: map[string]localrun.BatchHandler{loadID: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
@@ -300,7 +402,7 @@ func newLocalChain(st *stack, tpl *samtemplate.Template, log *slog.Logger, t *ta
 		return nil, err
 	}
 	st.Server.OnObjectCreated(func(ev locals3.ObjectCreated) {
-		t.objectCreated(ev)
+		t.objectCreated(ev, ch.Pending() == 0)
 		ch.Notify(ev)
 	})
 	return ch, nil
@@ -394,7 +496,7 @@ func (s *session) extract(ctx context.Context, force bool) (extract.Result, erro
 func (s *session) export(ctx context.Context) (export.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.exportFS.Timeout)
 	defer cancel()
-	cfg := exportfn.Config{Bucket: s.st.Bucket, PathStyle: true, Prefix: "exports/", Tables: exportfn.DefaultTables, Lag: 0,
+	cfg := exportfn.Config{Bucket: s.st.Bucket, PathStyle: true, Prefix: bucket.DefaultExportPrefix, Tables: exportfn.DefaultTables, Lag: 0,
 		ChunkRows: export.DefaultChunkRows, RowGroupRows: export.DefaultRowGroupRows, Compression: export.DefaultCompression,
 		DeadlineMargin: export.DefaultDeadlineMargin}
 	// A table with more due rows than template.yaml's EXPORT_RANGE_ROWS is

@@ -31,6 +31,8 @@ func commands() []*command {
 		fakeAPICommand(),
 		seedCommand(),
 		reprocessCommand(),
+		invokeCommand(),
+		eventCommand(),
 	}
 }
 

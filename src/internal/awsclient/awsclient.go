@@ -8,8 +8,6 @@ package awsclient
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -37,26 +35,4 @@ func S3(cfg aws.Config, pathStyle bool) *s3.Client {
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = pathStyle
 	})
-}
-
-// CopySource is the x-amz-copy-source of an object: bucket/key with the key
-// URL-encoded byte by byte, everything but unreserved characters and '/'
-// (a '+' left alone reads as a space on some servers), and the version when
-// there is one ("null" is S3's name for none).
-func CopySource(bucket, key, versionID string) string {
-	var b strings.Builder
-	b.WriteString(bucket)
-	b.WriteByte('/')
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~/", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	if versionID != "" && versionID != "null" {
-		b.WriteString("?versionId=" + url.QueryEscape(versionID))
-	}
-	return b.String()
 }

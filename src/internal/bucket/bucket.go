@@ -72,9 +72,11 @@ type Info struct {
 	Size         int64
 	ETag         string // as S3 gives it, quoted
 	VersionID    string // empty when the bucket is not versioned
-	ContentType  string
 	LastModified time.Time
 	Metadata     map[string]string
+	// Headers stored with the object (Head fills them all, Get the type).
+	ContentType, ContentEncoding, ContentDisposition, ContentLanguage, CacheControl string
+	StorageClass                                                                    types.StorageClass
 }
 
 // Meta returns the user metadata called name, whatever its case (servers
@@ -111,7 +113,10 @@ func (b *Bucket) Head(ctx context.Context, key string) (Info, error) {
 	}
 	return Info{
 		Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), VersionID: aws.ToString(out.VersionId),
-		ContentType: aws.ToString(out.ContentType), LastModified: aws.ToTime(out.LastModified), Metadata: out.Metadata,
+		LastModified: aws.ToTime(out.LastModified), Metadata: out.Metadata,
+		ContentType: aws.ToString(out.ContentType), ContentEncoding: aws.ToString(out.ContentEncoding),
+		ContentDisposition: aws.ToString(out.ContentDisposition), ContentLanguage: aws.ToString(out.ContentLanguage),
+		CacheControl: aws.ToString(out.CacheControl), StorageClass: types.StorageClass(out.StorageClass),
 	}, nil
 }
 
@@ -225,12 +230,10 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 
 // CopyOptions say how Copy treats the copy's headers.
 type CopyOptions struct {
-	// Replace sets the copy's Content-Type and metadata to these (S3's
-	// MetadataDirective REPLACE, which copying an object onto itself needs);
-	// otherwise the source's are copied.
-	Replace     bool
-	ContentType string
-	Metadata    map[string]string
+	// ReplaceWith, when set, gives the copy these headers and metadata
+	// (S3's MetadataDirective REPLACE, which copying an object onto itself
+	// needs); otherwise the source's are copied.
+	ReplaceWith *Info
 }
 
 // Copy copies version src of srcKey to dst. Without a version id the copy
@@ -244,21 +247,33 @@ func (b *Bucket) Copy(ctx context.Context, srcKey string, src Version, dst strin
 	if versionless(src.ID) && src.ETag != "" {
 		in.CopySourceIfMatch = aws.String(QuoteETag(src.ETag))
 	}
-	if o.Replace {
+	if h := o.ReplaceWith; h != nil {
 		in.MetadataDirective = types.MetadataDirectiveReplace
-		in.Metadata = o.Metadata
-		if o.ContentType != "" {
-			in.ContentType = aws.String(o.ContentType)
-		}
+		in.Metadata = h.Metadata
+		in.ContentType = nonEmpty(h.ContentType)
+		in.ContentEncoding = nonEmpty(h.ContentEncoding)
+		in.ContentDisposition = nonEmpty(h.ContentDisposition)
+		in.ContentLanguage = nonEmpty(h.ContentLanguage)
+		in.CacheControl = nonEmpty(h.CacheControl)
+		in.StorageClass = h.StorageClass // empty (STANDARD) unless another class
 	}
 	out, err := b.api.CopyObject(ctx, in)
 	if err != nil {
-		return "", b.fail(ctx, "copying "+b.URL(srcKey)+" to", dst, err)
+		e := b.fail(ctx, "copying", dst, err).(*Error)
+		e.From = srcKey
+		return "", e
 	}
 	if out.CopyObjectResult != nil {
 		return aws.ToString(out.CopyObjectResult.ETag), nil
 	}
 	return "", nil
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
 }
 
 // List calls fn with every object under prefix, in key order.

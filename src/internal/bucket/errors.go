@@ -35,12 +35,19 @@ type Error struct {
 	Op      string // "getting", "putting", ...
 	Bucket  string
 	Key     string // empty: the bucket itself
+	From    string // copies: the source key
 	Meaning error  // one of the Err* values, or nil
 	Err     error
 }
 
 func (e *Error) Error() string {
 	where := "s3://" + e.Bucket + "/" + e.Key
+	switch {
+	case e.From == e.Key && e.From != "":
+		where += " onto itself"
+	case e.From != "":
+		where = "s3://" + e.Bucket + "/" + e.From + " to " + where
+	}
 	if e.Meaning == nil {
 		return fmt.Sprintf("%s %s: %v", e.Op, where, e.Err)
 	}
@@ -86,6 +93,8 @@ func classify(err error) (meaning error, ambiguous404 bool) {
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
 		switch s := re.HTTPStatusCode(); {
+		case s == 0: // no response: the request could not be sent
+			return ErrUnavailable, false
 		case s == http.StatusNotFound:
 			return nil, true
 		case s == http.StatusForbidden:

@@ -130,6 +130,23 @@ func ReportKey(key string) string {
 	return QuarantineKey(key) + reportSuffix
 }
 
+// QuarantinedCopy returns the quarantined copy a report sits beside, and
+// whether key is a report at all: for quarantine/<...>.error.json, the key
+// without the suffix. It is how a reader of quarantine/ pairs the two (a
+// copy under long-keys/ has no other way back to its report).
+func QuarantinedCopy(key string) (string, bool) {
+	if !strings.HasPrefix(key, QuarantinePrefix) || !strings.HasSuffix(key, reportSuffix) || len(key) == len(QuarantinePrefix)+len(reportSuffix) {
+		return "", false
+	}
+	return strings.TrimSuffix(key, reportSuffix), true
+}
+
+// CopyReportKey is the report beside the quarantined copy at copyKey (the
+// inverse of QuarantinedCopy).
+func CopyReportKey(copyKey string) string {
+	return copyKey + reportSuffix
+}
+
 // CheckOutputKeys returns an error when an output of rawKey (the CSV of one
 // of tables, or its rejected file) would have a key longer than S3 accepts:
 // a permanent problem of the object.

@@ -26,11 +26,14 @@ type Report struct {
 
 // Quarantine copies the version of r.Key that was read (r.VersionID, else
 // the one with r.ETag) to QuarantineKey(r.Key), then writes r at
-// ReportKey(r.Key), with metadata on both. It fails with ErrGone when that
+// ReportKey(r.Key) (r.Time: now when zero), with metadata on the report. It fails with ErrGone when that
 // version no longer exists and ErrPrecondition when the object was
 // overwritten since: the caller decides what those mean.
 func (b *Bucket) Quarantine(ctx context.Context, r Report, metadata map[string]string) error {
 	r.Bucket = b.name
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
 	r.Time = r.Time.UTC()
 	if _, err := b.Copy(ctx, r.Key, Version{ID: r.VersionID, ETag: r.ETag}, QuarantineKey(r.Key), CopyOptions{}); err != nil {
 		return err

@@ -209,12 +209,11 @@ func TestUnreadableSecretChangesNothing(t *testing.T) {
 		before[k] = aws.ToString(out.ETag)
 	}
 
-	fake := secretstest.New()
-	defer fake.Close()
+	fake := secretstest.New(t)
 	const password = "Kn0wn-P@ssw0rd-xyz"
-	fake.SetSecret("arn:aws:secretsmanager:us-east-1:1:secret:wrong", `{"username":"root","password":"`+password+`"}`)
+	wrongARN := fake.SetSecret(t, "wrong", `{"username":"root","password":"`+password+`"}`)
 	resolver := &secrets.Resolver{SSM: fake.SSM(), SecretsManager: fake.SecretsManager()}
-	for _, arn := range []string{"arn:aws:secretsmanager:us-east-1:1:secret:missing", "arn:aws:secretsmanager:us-east-1:1:secret:wrong"} {
+	for _, arn := range []string{"arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf", wrongARN} {
 		cfg, err := ConfigFromEnv(env(map[string]string{"BUCKET": bucketName, "DB_HOST": "127.0.0.1", "DB_NAME": "x", "DB_SECRET_ARN": arn, "DB_TLS": "false"}))
 		if err != nil {
 			t.Fatal(err)

@@ -28,39 +28,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 )
-
-// Object metadata written on every raw page (S3 user metadata, sent as
-// x-amz-meta-<name>).
-const (
-	MetaSourceURL = "source-url" // the URL the page was fetched from
-	MetaFetchedAt = "fetched-at" // when its body was received, FetchedAtLayout
-	MetaSHA256    = "sha256"     // lowercase hex SHA-256 of the body
-)
-
-// FetchedAtLayout is the layout of the fetched-at metadata: RFC 3339, UTC,
-// milliseconds.
-const FetchedAtLayout = "2006-01-02T15:04:05.000Z"
-
-// RawPrefix is where pages go; ManifestPrefix is where run manifests go
-// (outside raw/, so a manifest triggers nothing).
-const (
-	RawPrefix      = "raw/"
-	ManifestPrefix = "manifests/extract/"
-)
-
-// Key is the object key of page n of resource: raw/character/page-0007.json.
-func Key(resource string, n int) string {
-	return fmt.Sprintf("%s%s/page-%04d.json", RawPrefix, resource, n)
-}
-
-// ManifestKey is the object key of a run's manifest.
-func ManifestKey(runID string) string {
-	return ManifestPrefix + runID + ".json"
-}
 
 // ErrDeadline is wrapped by the error of a run that stopped before its
 // context's deadline. Its work is idempotent: the next run completes it.
@@ -138,27 +108,27 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// objectStore is the part of the S3 API the crawl uses; *s3.Client is one.
-type objectStore interface {
-	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
-	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+// pageStore is where pages and manifests go; *bucket.Bucket is one.
+type pageStore interface {
+	Head(ctx context.Context, key string) (bucket.Info, error)
+	Put(ctx context.Context, key string, body []byte, o bucket.PutOptions) (string, error)
 }
 
 // Crawler runs crawls. It is safe for concurrent use; each Run is
 // independent.
 type Crawler struct {
 	cfg   Config
-	store objectStore
+	store pageStore
 	api   *rickmorty.Client
 	now   func() time.Time
 	log   *slog.Logger
 	rand  func() float64 // jitter, in [0, 1)
 }
 
-// New returns a Crawler writing to store through the S3 API and reading the
+// New returns a Crawler writing to store (the data bucket) and reading the
 // API through hc. now stamps fetch times and run ids (time.Now in
 // production).
-func New(cfg Config, store objectStore, hc rickmorty.Doer, now func() time.Time, log *slog.Logger) *Crawler {
+func New(cfg Config, store pageStore, hc rickmorty.Doer, now func() time.Time, log *slog.Logger) *Crawler {
 	cfg = cfg.withDefaults()
 	if hc == nil {
 		hc = rickmorty.NewHTTPClient(cfg.Concurrency)
@@ -253,7 +223,7 @@ type Failure struct {
 // counts stay exact).
 const maxListed = 100
 
-// Manifest is the run manifest written to ManifestKey(RunID).
+// Manifest is the run manifest written to bucket.ExtractManifestKey(RunID).
 type Manifest struct {
 	Result
 	APIBaseURL  string `json:"apiBaseUrl"`
@@ -280,19 +250,21 @@ func (c *Crawler) Run(ctx context.Context, force bool) (Result, error) {
 	}
 	started := c.now().UTC()
 	r.result = Result{RunID: newRunID(started), StartedAt: started, Force: force}
-	r.result.ManifestKey = ManifestKey(r.result.RunID)
+	r.result.ManifestKey = bucket.ExtractManifestKey(r.result.RunID)
 
 	crawlCtx, cancel := ctx, context.CancelFunc(func() {})
 	if deadline, ok := ctx.Deadline(); ok {
 		r.stopAt = deadline.Add(-c.cfg.DeadlineMargin)
 		crawlCtx, cancel = context.WithDeadlineCause(ctx, r.stopAt, errStopped)
 	}
+	crawlCtx, r.abort = context.WithCancelCause(crawlCtx)
 	r.crawl(crawlCtx)
 	res := r.finish()
 	// The verdict reads crawlCtx's state, so it is cancelled only after: a
 	// crawl that finished in time must not look stopped by its deadline.
 	err := r.verdict(ctx, crawlCtx, &res)
 	cancel()
+	r.abort(nil)
 	if merr := c.writeManifest(ctx, res, err); merr != nil {
 		err = errors.Join(err, merr)
 	}
@@ -307,6 +279,11 @@ type run struct {
 	stopAt  time.Time // zero: no deadline
 	httpSem chan struct{}
 	pendSem chan struct{}
+
+	// abort stops the crawl when the bucket cannot be written at all
+	// (missing, or access denied): no page could be stored.
+	abort    context.CancelCauseFunc
+	storeErr error // why, set once under mu
 
 	rootDone chan struct{} // closed when listed/rootErr are set
 	listed   map[string]bool
@@ -454,6 +431,17 @@ func (r *run) keep(ctx context.Context, res string, n int, url string, body []by
 	r.count(res, func(rr *ResourceResult) { rr.Fetched++ })
 	written, err := r.storePage(ctx, res, n, url, body, fetchedAt)
 	switch {
+	case errors.Is(err, bucket.ErrNoBucket) || errors.Is(err, bucket.ErrDenied):
+		r.mu.Lock()
+		first := r.storeErr == nil
+		if first {
+			r.storeErr = err
+		}
+		r.mu.Unlock()
+		if first {
+			r.fail(ctx, res, n, url, err)
+			r.abort(err)
+		}
 	case err != nil:
 		r.fail(ctx, res, n, url, err)
 	case written:
@@ -553,6 +541,8 @@ func (r *run) finish() Result {
 func (r *run) verdict(ctx, crawlCtx context.Context, res *Result) error {
 	var err error
 	switch {
+	case r.storeErr != nil:
+		err = fmt.Errorf("the data bucket cannot be written, the crawl stopped: %w; %s", r.storeErr, progress(*res))
 	case ctx.Err() != nil:
 		res.Stopped = "canceled"
 		err = fmt.Errorf("crawl interrupted: %s: %w", progress(*res), context.Cause(ctx))

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
@@ -22,10 +23,10 @@ import (
 // metadata and a manifest; a second run on unchanged data writes nothing;
 // force rewrites everything.
 func TestCrawlIntoS3(t *testing.T) {
-	client, bucket := testenv.S3(t)
+	client, bkt := testenv.S3(t)
 	a := startAPI(t, generate(t, fakeapi.DefaultSizes), fakeapi.Faults{}, nil)
-	store := &countingStore{objectStore: client}
-	c := New(quick(a.base, bucket, 4), store, nil, time.Now, testLogger(t))
+	store := &countingStore{pageStore: bucket.New(client, bkt)}
+	c := New(quick(a.base, bkt, 4), store, nil, time.Now, testLogger(t))
 	ctx := context.Background()
 
 	t.Run("first run writes every page", func(t *testing.T) {
@@ -45,7 +46,7 @@ func TestCrawlIntoS3(t *testing.T) {
 		if len(res.Resources) != 3 {
 			t.Errorf("resources %+v", res.Resources)
 		}
-		objects := listObjects(t, client, bucket, RawPrefix)
+		objects := listObjects(t, client, bkt, bucket.RawPrefix)
 		expectPages(t, objects, a.ds, a.base)
 		var total int64
 		for _, b := range objects {
@@ -55,24 +56,24 @@ func TestCrawlIntoS3(t *testing.T) {
 			t.Errorf("bytes written %d fetched %d, stored %d", res.BytesWritten, res.BytesFetched, total)
 		}
 
-		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(Key("location", 7))})
+		head, err := bucket.New(client, bkt).Head(ctx, bucket.PageKey("location", 7))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ct := aws.ToString(head.ContentType); ct != "application/json" {
+		if ct := head.ContentType; ct != "application/json" {
 			t.Errorf("Content-Type %q", ct)
 		}
-		if got, want := metadata(head.Metadata, MetaSourceURL), rickmorty.PageURL(a.base, "location", 7); got != want {
+		if got, want := head.Meta(bucket.MetaSourceURL), rickmorty.PageURL(a.base, "location", 7); got != want {
 			t.Errorf("source-url %q, want %q", got, want)
 		}
-		if _, err := time.Parse(FetchedAtLayout, metadata(head.Metadata, MetaFetchedAt)); err != nil {
+		if _, err := time.Parse(bucket.FetchedAtLayout, head.Meta(bucket.MetaFetchedAt)); err != nil {
 			t.Errorf("fetched-at: %v", err)
 		}
-		if len(metadata(head.Metadata, MetaSHA256)) != 64 {
-			t.Errorf("sha256 %q", metadata(head.Metadata, MetaSHA256))
+		if len(head.Meta(bucket.MetaSHA256)) != 64 {
+			t.Errorf("sha256 %q", head.Meta(bucket.MetaSHA256))
 		}
 
-		m := readManifest(t, client, bucket, res.ManifestKey)
+		m := readManifest(t, client, bkt, res.ManifestKey)
 		if m.RunID != res.RunID || m.Written != 52 || m.Pages != 52 || !m.Complete || m.Error != "" || m.APIBaseURL != a.base || len(m.Resources) != 3 {
 			t.Errorf("manifest %+v", m)
 		}
@@ -104,8 +105,8 @@ func TestCrawlIntoS3(t *testing.T) {
 		if store.rawPuts.Load() != 52 || store.heads.Load() != 0 {
 			t.Errorf("%d PUTs under raw/, %d HEADs; want 52, 0", store.rawPuts.Load(), store.heads.Load())
 		}
-		expectPages(t, listObjects(t, client, bucket, RawPrefix), a.ds, a.base)
-		if n := len(listObjects(t, client, bucket, ManifestPrefix)); n != 3 {
+		expectPages(t, listObjects(t, client, bkt, bucket.RawPrefix), a.ds, a.base)
+		if n := len(listObjects(t, client, bkt, bucket.ManifestPrefix)); n != 3 {
 			t.Errorf("%d manifests, want one per run (3)", n)
 		}
 	})
@@ -120,9 +121,9 @@ func mustGet(t testing.TB, url string) []byte {
 	return b
 }
 
-func readManifest(t testing.TB, client *s3.Client, bucket, key string) Manifest {
+func readManifest(t testing.TB, client *s3.Client, bkt, key string) Manifest {
 	t.Helper()
-	obj, err := client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	obj, err := client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bkt), Key: aws.String(key)})
 	if err != nil {
 		t.Fatalf("reading the manifest: %v", err)
 	}
@@ -139,10 +140,10 @@ func readManifest(t testing.TB, client *s3.Client, bucket, key string) Manifest 
 // fault costing exactly one retry, and never more requests in flight than
 // allowed.
 func TestCrawlSurvivesFaults(t *testing.T) {
-	client, bucket := testenv.S3(t)
+	client, bkt := testenv.S3(t)
 	f := fakeapi.Faults{Fail: 0.10, Throttle: 0.05, RetryAfter: "0", Cut: 0.05, Seed: 3}
 	a := startAPI(t, generate(t, fakeapi.DefaultSizes), f, nil)
-	res, err := New(quick(a.base, bucket, 4), client, nil, time.Now, testLogger(t)).Run(context.Background(), false)
+	res, err := New(quick(a.base, bkt, 4), bucket.New(client, bkt), nil, time.Now, testLogger(t)).Run(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestCrawlSurvivesFaults(t *testing.T) {
 	if st.PeakInFlight > 4 {
 		t.Errorf("peak in flight %d > 4", st.PeakInFlight)
 	}
-	expectPages(t, listObjects(t, client, bucket, RawPrefix), a.ds, a.base)
+	expectPages(t, listObjects(t, client, bkt, bucket.RawPrefix), a.ds, a.base)
 }
 
 // The in-flight limit holds whatever the limit and is shared by the
@@ -198,15 +199,15 @@ func stallAfter(n int64) func(http.Handler) http.Handler {
 // A crawl stops DeadlineMargin before its deadline, keeps what it stored,
 // writes its manifest, and says how far it got.
 func TestDeadlineStopsCleanly(t *testing.T) {
-	client, bucket := testenv.S3(t)
+	client, bkt := testenv.S3(t)
 	a := startAPI(t, generate(t, fakeapi.DefaultSizes), fakeapi.Faults{}, stallAfter(10)) // the root and 9 pages
-	cfg := quick(a.base, bucket, 4)
+	cfg := quick(a.base, bkt, 4)
 	cfg.DeadlineMargin = time.Second
 	// 3s for 10 requests and 9 writes, even on a loaded machine; the 11th
 	// request waits for the stop.
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
-	res, err := New(cfg, client, nil, time.Now, testLogger(t)).Run(ctx, false)
+	res, err := New(cfg, bucket.New(client, bkt), nil, time.Now, testLogger(t)).Run(ctx, false)
 	if !errors.Is(err, ErrDeadline) {
 		t.Fatalf("error %v, want ErrDeadline", err)
 	}
@@ -216,10 +217,10 @@ func TestDeadlineStopsCleanly(t *testing.T) {
 	if res.Complete || res.Stopped != "deadline" || res.Written != 9 || res.Failed != 0 || res.Skipped != 43 {
 		t.Errorf("result %+v", res)
 	}
-	if n := len(listObjects(t, client, bucket, RawPrefix)); n != 9 {
+	if n := len(listObjects(t, client, bkt, bucket.RawPrefix)); n != 9 {
 		t.Errorf("%d objects under raw/, want 9", n)
 	}
-	m := readManifest(t, client, bucket, res.ManifestKey)
+	m := readManifest(t, client, bkt, res.ManifestKey)
 	if m.Stopped != "deadline" || m.Written != 9 || !strings.Contains(m.Error, "9 of 52 pages stored") {
 		t.Errorf("manifest %+v", m)
 	}
@@ -227,7 +228,7 @@ func TestDeadlineStopsCleanly(t *testing.T) {
 	t.Run("next run completes the work", func(t *testing.T) {
 		b := startAPI(t, a.ds, fakeapi.Faults{}, nil)
 		cfg.BaseURL = b.base
-		res, err := New(cfg, client, nil, time.Now, testLogger(t)).Run(context.Background(), false)
+		res, err := New(cfg, bucket.New(client, bkt), nil, time.Now, testLogger(t)).Run(context.Background(), false)
 		// the pages hold the first server's URLs in their links: all differ
 		if err != nil || !res.Complete || res.Written+res.Unchanged != 52 {
 			t.Errorf("%+v, %v", res, err)
@@ -260,7 +261,7 @@ func TestDeadlineTooClose(t *testing.T) {
 	if !errors.Is(err, ErrDeadline) || res.Requests != 0 || res.Written != 0 {
 		t.Errorf("%+v, %v", res, err)
 	}
-	if len(store.keys(ManifestPrefix)) != 1 {
+	if len(store.keys(bucket.ManifestPrefix)) != 1 {
 		t.Error("no manifest")
 	}
 }
@@ -287,14 +288,15 @@ func TestPermanentFailureIsReported(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "2 of 9 pages failed (first: location page 2") {
 		t.Fatalf("error %v", err)
 	}
-	if res.Complete || res.Failed != 2 || res.Written != 7 || res.Retries != 2 || len(res.Failures) != 2 {
+	// page 3: 3 rounds of 3 attempts, 8 retries in all
+	if res.Complete || res.Failed != 2 || res.Written != 7 || res.Retries != 8 || len(res.Failures) != 2 {
 		t.Errorf("result %+v", res)
 	}
-	if f := res.Failures[1]; f.Page != 3 || !strings.Contains(f.Error, "giving up after 3 attempts") {
+	if f := res.Failures[1]; f.Page != 3 || !strings.Contains(f.Error, "giving up after 9 attempts in 3 rounds") {
 		t.Errorf("failure %+v", f)
 	}
-	if len(store.keys(RawPrefix)) != 7 {
-		t.Errorf("stored %v", store.keys(RawPrefix))
+	if len(store.keys(bucket.RawPrefix)) != 7 {
+		t.Errorf("stored %v", store.keys(bucket.RawPrefix))
 	}
 }
 
@@ -317,7 +319,7 @@ func TestRootFailure(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "discovering resources at "+a.base) {
 		t.Fatalf("error %v", err)
 	}
-	if res.Complete || len(store.keys(RawPrefix)) != 0 || len(store.keys(ManifestPrefix)) != 1 || len(res.Failures) != 1 {
+	if res.Complete || len(store.keys(bucket.RawPrefix)) != 0 || len(store.keys(bucket.ManifestPrefix)) != 1 || len(res.Failures) != 1 {
 		t.Errorf("result %+v, stored %v", res, store.keys(""))
 	}
 }
@@ -338,7 +340,7 @@ func TestRootListsTheResources(t *testing.T) {
 	if err != nil || !res.Complete || res.Written != 2 || len(res.Resources) != 1 || len(res.Ignored) != 1 || res.Ignored[0] != "planets" {
 		t.Errorf("%+v, %v", res, err)
 	}
-	if keys := store.keys(RawPrefix); len(keys) != 2 || !strings.HasPrefix(keys[0], "raw/character/") {
+	if keys := store.keys(bucket.RawPrefix); len(keys) != 2 || !strings.HasPrefix(keys[0], "raw/character/") {
 		t.Errorf("stored %v", keys)
 	}
 }
@@ -368,7 +370,7 @@ func TestDatasetChangeIsRecorded(t *testing.T) {
 	if res.Written != 7 || res.Complete != true {
 		t.Errorf("result %+v", res)
 	}
-	body, _ := store.get(ManifestKey(res.RunID))
+	body, _ := store.get(bucket.ExtractManifestKey(res.RunID))
 	if !strings.Contains(string(body), `"datasetChanges"`) {
 		t.Errorf("manifest %s", body)
 	}
@@ -382,9 +384,9 @@ func TestCrawlTheSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, bucket := testenv.S3(t)
+	client, bkt := testenv.S3(t)
 	a := startAPI(t, ds, fakeapi.Faults{}, nil)
-	res, err := New(quick(a.base, bucket, 4), client, nil, time.Now, testLogger(t)).Run(context.Background(), false)
+	res, err := New(quick(a.base, bkt, 4), bucket.New(client, bkt), nil, time.Now, testLogger(t)).Run(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,10 +400,10 @@ func TestCrawlTheSnapshot(t *testing.T) {
 			t.Errorf("%s: count and pages written %v, want %v", r, got[r], w)
 		}
 	}
-	objects := listObjects(t, client, bucket, RawPrefix)
+	objects := listObjects(t, client, bkt, bucket.RawPrefix)
 	expectPages(t, objects, ds, a.base)
 	var p rickmorty.Page[rickmorty.Character]
-	if err := json.Unmarshal(objects[Key("character", 7)], &p); err != nil || p.Results[4].ID != 125 || p.Results[4].Name != "Flansian" {
+	if err := json.Unmarshal(objects[bucket.PageKey("character", 7)], &p); err != nil || p.Results[4].ID != 125 || p.Results[4].Name != "Flansian" {
 		t.Errorf("character page 7: %v", err)
 	}
 }

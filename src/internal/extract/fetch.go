@@ -9,11 +9,34 @@ import (
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 )
 
+// retryRounds is how many times a request that used up its RetryMax
+// retries is tried again later in the same run, while the run's retry
+// budget lasts: under a harsh fault mix one page can be unlucky that many
+// times in a row without the API being down.
+const retryRounds = 3
+
+// attemptsSpent is the error of a request that used up its retries.
+type attemptsSpent struct {
+	attempts int
+	err      error
+}
+
+func (e *attemptsSpent) Error() string {
+	return fmt.Sprintf("giving up after %d attempts: %v", e.attempts, e.err)
+}
+
+func (e *attemptsSpent) Unwrap() error { return e.err }
+
 // fetch GETs url until check accepts the body, retrying what is worth
 // retrying: network errors, timeouts, bodies cut short or not JSON, 408,
-// 429 and 5xx. It returns the body and when it was received.
+// 429 and 5xx. A request that used up its retries waits a longer backoff,
+// letting the other requests go first, and starts a new round of attempts
+// (up to retryRounds) while the run's retry budget lasts. It returns the
+// body and when it was received.
 func (r *run) fetch(ctx context.Context, url string, check func([]byte) error) ([]byte, time.Time, error) {
-	for attempt := 0; ; attempt++ {
+	total := 0
+	for attempt, round := 0, 1; ; attempt++ {
+		total++
 		if err := r.waitGate(ctx); err != nil {
 			return nil, time.Time{}, err
 		}
@@ -44,10 +67,20 @@ func (r *run) fetch(ctx context.Context, url string, check func([]byte) error) (
 			return nil, time.Time{}, err
 		}
 		delay, err := r.retryDelay(err, attempt)
-		if err != nil {
+		var spent *attemptsSpent
+		switch {
+		case errors.As(err, &spent) && r.cfg.RetryMax > 0 && round < retryRounds && r.takeRetry():
+			round, attempt = round+1, -1
+			delay = backoff(r.cfg.RetryMax+round, r.cfg.BackoffBase, r.cfg.BackoffMax, 0.5+r.rand()/2)
+			r.log.InfoContext(ctx, "request used up its retries: trying it again later in the run", "url", url,
+				"round", round, "delayMs", delay.Milliseconds(), "error", spent.err.Error())
+		case errors.As(err, &spent) && round > 1:
+			return nil, time.Time{}, fmt.Errorf("giving up after %d attempts in %d rounds: %w", total, round, spent.err)
+		case err != nil:
 			return nil, time.Time{}, err
+		default:
+			r.log.DebugContext(ctx, "retrying", "url", url, "attempt", attempt+1, "delayMs", delay.Milliseconds())
 		}
-		r.log.DebugContext(ctx, "retrying", "url", url, "attempt", attempt+1, "delayMs", delay.Milliseconds())
 		if err := sleep(ctx, delay); err != nil {
 			return nil, time.Time{}, err
 		}
@@ -74,7 +107,7 @@ func (r *run) retryDelay(err error, attempt int) (time.Duration, error) {
 		}
 	}
 	if attempt >= r.cfg.RetryMax {
-		return 0, fmt.Errorf("giving up after %d attempts: %w", attempt+1, err)
+		return 0, &attemptsSpent{attempts: attempt + 1, err: err}
 	}
 	if !r.takeRetry() {
 		return 0, fmt.Errorf("retry budget of %d for the run is spent: %w", r.cfg.RetryBudget, err)

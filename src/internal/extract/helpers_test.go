@@ -3,6 +3,7 @@ package extract
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,8 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 )
@@ -69,24 +70,24 @@ func quick(base, bucket string, conc int) Config {
 	}
 }
 
-// countingStore counts the calls made to an objectStore, per key prefix.
+// countingStore counts the calls made to a pageStore, per key prefix.
 type countingStore struct {
-	objectStore
+	pageStore
 	heads, rawPuts, manifestPuts atomic.Int64
 }
 
-func (c *countingStore) HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+func (c *countingStore) Head(ctx context.Context, key string) (bucket.Info, error) {
 	c.heads.Add(1)
-	return c.objectStore.HeadObject(ctx, in, opts...)
+	return c.pageStore.Head(ctx, key)
 }
 
-func (c *countingStore) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
-	if strings.HasPrefix(aws.ToString(in.Key), ManifestPrefix) {
+func (c *countingStore) Put(ctx context.Context, key string, body []byte, o bucket.PutOptions) (string, error) {
+	if strings.HasPrefix(key, bucket.ManifestPrefix) {
 		c.manifestPuts.Add(1)
 	} else {
 		c.rawPuts.Add(1)
 	}
-	return c.objectStore.PutObject(ctx, in, opts...)
+	return c.pageStore.Put(ctx, key, body, o)
 }
 
 func (c *countingStore) reset() {
@@ -95,7 +96,7 @@ func (c *countingStore) reset() {
 	c.manifestPuts.Store(0)
 }
 
-// memStore is an in-memory objectStore for tests that need no S3 server.
+// memStore is an in-memory pageStore for tests that need no S3 server.
 type memStore struct {
 	mu      sync.Mutex
 	objects map[string]memObject
@@ -108,25 +109,21 @@ type memObject struct {
 
 func newMemStore() *memStore { return &memStore{objects: map[string]memObject{}} }
 
-func (m *memStore) HeadObject(ctx context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+func (m *memStore) Head(ctx context.Context, key string) (bucket.Info, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	o, ok := m.objects[aws.ToString(in.Key)]
+	o, ok := m.objects[key]
 	if !ok {
-		return nil, &types.NotFound{}
+		return bucket.Info{}, &bucket.Error{Op: "checking", Bucket: "mem", Key: key, Meaning: bucket.ErrGone, Err: errors.New("404")}
 	}
-	return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(o.body))), Metadata: o.meta}, nil
+	return bucket.Info{Key: key, Size: int64(len(o.body)), Metadata: o.meta}, nil
 }
 
-func (m *memStore) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
-	b, err := io.ReadAll(in.Body)
-	if err != nil {
-		return nil, err
-	}
+func (m *memStore) Put(ctx context.Context, key string, body []byte, o bucket.PutOptions) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.objects[aws.ToString(in.Key)] = memObject{body: b, meta: in.Metadata}
-	return &s3.PutObjectOutput{}, nil
+	m.objects[key] = memObject{body: bytes.Clone(body), meta: o.Metadata}
+	return `"etag"`, nil
 }
 
 func (m *memStore) keys(prefix string) []string {
@@ -149,18 +146,18 @@ func (m *memStore) get(key string) ([]byte, bool) {
 }
 
 // listObjects returns every object under prefix in an S3 bucket, key → body.
-func listObjects(t testing.TB, client *s3.Client, bucket, prefix string) map[string][]byte {
+func listObjects(t testing.TB, client *s3.Client, bkt, prefix string) map[string][]byte {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string][]byte{}
-	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bkt), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, o := range page.Contents {
-			obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+			obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bkt), Key: o.Key})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -184,12 +181,12 @@ func expectPages(t testing.TB, objects map[string][]byte, ds *fakeapi.Dataset, b
 		for n := 1; n <= ds.Pages(r); n++ {
 			want++
 			page, _ := ds.Page(r, n, base)
-			got, ok := objects[Key(r, n)]
+			got, ok := objects[bucket.PageKey(r, n)]
 			switch {
 			case !ok:
-				t.Errorf("%s is missing", Key(r, n))
+				t.Errorf("%s is missing", bucket.PageKey(r, n))
 			case !bytes.Equal(got, page):
-				t.Errorf("%s differs from the page served:\n got %.200s\nwant %.200s", Key(r, n), got, page)
+				t.Errorf("%s differs from the page served:\n got %.200s\nwant %.200s", bucket.PageKey(r, n), got, page)
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
 )
@@ -243,14 +244,14 @@ func TestRootValidation(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
-	if k := Key("character", 7); k != "raw/character/page-0007.json" {
+	if k := bucket.PageKey("character", 7); k != "raw/character/page-0007.json" {
 		t.Errorf("Key = %q", k)
 	}
-	if k := Key("episode", 12345); k != "raw/episode/page-12345.json" {
+	if k := bucket.PageKey("episode", 12345); k != "raw/episode/page-12345.json" {
 		t.Errorf("Key = %q", k)
 	}
 	id := newRunID(time.Date(2026, 11, 22, 6, 0, 0, 123e6, time.UTC))
-	if !strings.HasPrefix(id, "20261122T060000.123Z-") || strings.ContainsAny(ManifestKey(id), " +=") {
+	if !strings.HasPrefix(id, "20261122T060000.123Z-") || strings.ContainsAny(bucket.ExtractManifestKey(id), " +=") {
 		t.Errorf("run id %q", id)
 	}
 }

@@ -8,8 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/rickmorty"
@@ -73,12 +72,6 @@ type Event struct {
 	} `json:"detail"`
 }
 
-// objectStore is the part of the S3 API the crawl uses; *s3.Client is one.
-type objectStore interface {
-	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
-	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
-}
-
 // Handler handles schedule events.
 type Handler struct {
 	crawler *extract.Crawler
@@ -87,11 +80,11 @@ type Handler struct {
 // New returns a Handler crawling with hc (nil: a client keeping
 // cfg.Concurrency connections alive) into the bucket through s3c. now
 // stamps fetch times (nil: time.Now).
-func New(cfg Config, s3c objectStore, hc *http.Client, now func() time.Time, log *slog.Logger) *Handler {
+func New(cfg Config, s3c bucket.API, hc *http.Client, now func() time.Time, log *slog.Logger) *Handler {
 	if hc == nil {
 		hc = rickmorty.NewHTTPClient(cfg.Concurrency)
 	}
-	return &Handler{crawler: extract.New(cfg.crawlConfig(), s3c, hc, now, log)}
+	return &Handler{crawler: extract.New(cfg.crawlConfig(), bucket.New(s3c, cfg.Bucket), hc, now, log)}
 }
 
 // Handle runs one crawl. It returns an error when any page was not stored,

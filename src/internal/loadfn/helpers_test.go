@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load/loadtest"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/logging"
@@ -46,7 +47,7 @@ func newEnv(t *testing.T) *env {
 
 // handler builds a Handler on the env (or on dsn when given), logging to the
 // test log only when -v.
-func (e *env) handler(s3c s3API, dsn string) *Handler {
+func (e *env) handler(s3c bucket.API, dsn string) *Handler {
 	e.t.Helper()
 	if s3c == nil {
 		s3c = e.s3
@@ -225,7 +226,7 @@ func dsnVia(t *testing.T, dsn, addr string) string {
 // faultyS3 calls fault once, when GetObject is called for the n-th time,
 // after half of that object's body has been read: mid-transaction.
 type faultyS3 struct {
-	s3API
+	bucket.API
 	mu    sync.Mutex
 	calls int
 	n     int
@@ -233,7 +234,7 @@ type faultyS3 struct {
 }
 
 func (f *faultyS3) GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
-	out, err := f.s3API.GetObject(ctx, in, opts...)
+	out, err := f.API.GetObject(ctx, in, opts...)
 	f.mu.Lock()
 	f.calls++
 	hit := f.calls == f.n

@@ -7,12 +7,13 @@
 //   - a body that is not an S3 notification, or one about another bucket or
 //     outside processed/: reported failed (it ends in the dead-letter queue);
 //   - an object whose content cannot load (unknown table, wrong header, bad
-//     value, broken CSV): copied to quarantine/ with an .error.json report
-//     beside it, and acknowledged;
+//     value, broken CSV): quarantined (bucket.Quarantine: a copy and its
+//     report), and acknowledged;
 //   - an object already loaded (same key and version or ETag), or gone, or
 //     overwritten since the notification: acknowledged;
-//   - a database or S3 failure, or too little time left: reported failed, so
-//     SQS delivers it again.
+//   - a database or S3 failure (a missing bucket and a denied access
+//     included: they are never "gone"), or too little time left: reported
+//     failed, so SQS delivers it again and finally dead-letters it.
 package loadfn
 
 import (
@@ -23,30 +24,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/awsclient"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
-)
-
-// Key prefixes.
-const (
-	ProcessedPrefix  = "processed/"
-	QuarantinePrefix = "quarantine/"
 )
 
 // Config is the function's configuration.
@@ -72,13 +61,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	return c, env.Err()
 }
 
-// s3API lists the S3 operations the handler uses; *s3.Client satisfies it.
-type s3API interface {
-	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-	CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
-	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
-}
-
 // dbSource opens the database; *mysqldb.Connector satisfies it.
 type dbSource interface {
 	DB(ctx context.Context) (*sql.DB, error)
@@ -87,7 +69,7 @@ type dbSource interface {
 // Handler handles SQS batches.
 type Handler struct {
 	cfg    Config
-	s3     s3API
+	bucket *bucket.Bucket
 	db     dbSource
 	log    *slog.Logger
 	loader load.Loader
@@ -103,8 +85,8 @@ type Handler struct {
 }
 
 // New returns a Handler.
-func New(cfg Config, s3c s3API, db dbSource, log *slog.Logger) *Handler {
-	return &Handler{cfg: cfg, s3: s3c, db: db, log: log, Now: time.Now}
+func New(cfg Config, s3c bucket.API, db dbSource, log *slog.Logger) *Handler {
+	return &Handler{cfg: cfg, bucket: bucket.New(s3c, cfg.Bucket), db: db, log: log, Now: time.Now}
 }
 
 // Status says what became of one object (or message).
@@ -114,7 +96,7 @@ type Status string
 const (
 	Loaded      Status = "loaded"      // applied, in one transaction
 	Skipped     Status = "skipped"     // nothing to do: already loaded, gone, overwritten since, a test or non-create event
-	Quarantined Status = "quarantined" // cannot load: copied to quarantine/ with a report; acknowledged
+	Quarantined Status = "quarantined" // cannot load: quarantined with a report; acknowledged
 	Failed      Status = "failed"      // transient (database, S3, deadline): the message is delivered again
 	Rejected    Status = "rejected"    // the message is not a notification this function handles: it ends in the dead-letter queue
 )
@@ -257,15 +239,14 @@ func (h *Handler) record(ctx context.Context, inv *invocation, r events.S3EventR
 	if obj.Bucket != h.cfg.Bucket {
 		return end(Rejected, fmt.Errorf("notification about bucket %q, not %q", obj.Bucket, h.cfg.Bucket))
 	}
-	rest, ok := strings.CutPrefix(obj.Key, ProcessedPrefix)
-	if !ok {
-		return end(Rejected, fmt.Errorf("key %q is not under %s", obj.Key, ProcessedPrefix))
+	if !strings.HasPrefix(obj.Key, bucket.ProcessedPrefix) {
+		return end(Rejected, fmt.Errorf("key %q is not under %s", obj.Key, bucket.ProcessedPrefix))
 	}
-	name, _, ok := strings.Cut(rest, "/")
+	name, ok := bucket.ProcessedTable(obj.Key)
 	table, known := warehouse.Lookup(name)
 	o.Table = name
 	if !ok || !known {
-		reason := fmt.Errorf("%s: unknown table %q (the key must be %s<table>/..., table one of %s)", obj, name, ProcessedPrefix, tableNames())
+		reason := fmt.Errorf("%s: unknown table %q (the key must be %s<table>/..., table one of %s)", obj, name, bucket.ProcessedPrefix, tableNames())
 		return h.quarantine(ctx, obj, name, reason, o)
 	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < h.cfg.Reserve {
@@ -285,25 +266,21 @@ func (h *Handler) record(ctx context.Context, inv *invocation, r events.S3EventR
 		return end(Skipped, errors.New("already loaded"))
 	}
 
-	out, err := h.s3.GetObject(ctx, getInput(obj))
+	body, info, err := h.bucket.Get(ctx, obj.Key, version(obj))
 	switch {
-	case isStatus(err, http.StatusNotFound):
+	case errors.Is(err, bucket.ErrGone):
 		return end(Skipped, fmt.Errorf("%s (%s) is gone: nothing to load", obj, obj.Version()))
-	case isStatus(err, http.StatusPreconditionFailed):
+	case errors.Is(err, bucket.ErrPrecondition):
 		return end(Skipped, fmt.Errorf("%s was overwritten since the notification: its own notification loads it", obj))
 	case err != nil:
-		return end(Failed, fmt.Errorf("getting %s: %w", obj, err))
+		return end(Failed, err)
 	}
-	defer out.Body.Close()
-	if obj.VersionID == "" && obj.ETag != "" && strings.Trim(aws.ToString(out.ETag), `"`) != strings.Trim(obj.ETag, `"`) {
-		// A server that ignores If-Match (the local stack's) served newer bytes.
-		return end(Skipped, fmt.Errorf("%s was overwritten since the notification: its own notification loads it", obj))
-	}
+	defer body.Close()
 	if obj.ETag == "" {
-		obj.ETag = aws.ToString(out.ETag)
+		obj.ETag = info.ETag
 	}
-	if obj.VersionID == "" && out.VersionId != nil && *out.VersionId != "null" {
-		obj.VersionID = *out.VersionId
+	if obj.VersionID == "" && info.VersionID != "null" {
+		obj.VersionID = info.VersionID
 	}
 	o.Version = obj.Version()
 
@@ -313,14 +290,11 @@ func (h *Handler) record(ctx context.Context, inv *invocation, r events.S3EventR
 		lctx, cancel = context.WithDeadline(ctx, dl.Add(-h.cfg.Reserve/2))
 		defer cancel()
 	}
-	body := &s3Body{Reader: out.Body, reopen: func(ctx context.Context) (io.ReadCloser, error) {
-		again, err := h.s3.GetObject(ctx, getInput(obj))
-		if err != nil {
-			return nil, fmt.Errorf("getting %s again: %w", obj, err)
-		}
-		return again.Body, nil
+	reread := &s3Body{Reader: body, reopen: func(ctx context.Context) (io.ReadCloser, error) {
+		again, _, err := h.bucket.Get(ctx, obj.Key, version(obj))
+		return again, err
 	}}
-	res, err := h.loader.Apply(lctx, db, table, body, obj)
+	res, err := h.loader.Apply(lctx, db, table, reread, obj)
 	o.Rows, o.Attempts = res.Rows, res.Attempts
 	switch {
 	case load.IsPermanent(err):
@@ -359,95 +333,35 @@ type s3Body struct {
 
 func (b *s3Body) Reopen(ctx context.Context) (io.ReadCloser, error) { return b.reopen(ctx) }
 
-func getInput(obj load.ObjectRef) *s3.GetObjectInput {
-	in := &s3.GetObjectInput{Bucket: aws.String(obj.Bucket), Key: aws.String(obj.Key)}
-	switch {
-	case obj.VersionID != "":
-		in.VersionId = aws.String(obj.VersionID)
-	case obj.ETag != "":
-		in.IfMatch = aws.String(quoteETag(obj.ETag))
-	}
-	return in
-}
-
-func quoteETag(e string) string { return `"` + strings.Trim(e, `"`) + `"` }
-
-// Report is the .error.json written beside a quarantined object (field names
-// shared with Transform's reports: bucket, key, etag, version_id, reason, time).
-type Report struct {
-	Stage     string    `json:"stage"` // "load"
-	Bucket    string    `json:"bucket"`
-	Key       string    `json:"key"`
-	ETag      string    `json:"etag,omitempty"`
-	VersionID string    `json:"version_id,omitempty"`
-	Table     string    `json:"table,omitempty"`
-	Reason    string    `json:"reason"`
-	Line      int       `json:"line,omitempty"`   // CSV line (1: the header); 0 when not about one line
-	Column    string    `json:"column,omitempty"` // the column at fault, when one is
-	Time      time.Time `json:"time"`
-}
-
-// QuarantineKey is where a processed object is copied when it cannot load.
-func QuarantineKey(key string) string {
-	return QuarantinePrefix + strings.TrimPrefix(key, ProcessedPrefix)
+// version is the version of obj a notification names: its version id, else
+// its ETag.
+func version(obj load.ObjectRef) bucket.Version {
+	return bucket.Version{ID: obj.VersionID, ETag: obj.ETag}
 }
 
 // quarantine copies obj to quarantine/ with a report beside it: Quarantined
-// once both are written (the message is acknowledged), else Failed.
+// once both are written (the message is acknowledged), Skipped when the
+// object is gone or was overwritten since, else Failed.
 func (h *Handler) quarantine(ctx context.Context, obj load.ObjectRef, table string, reason error, o Outcome) Outcome {
 	o.Reason = reason.Error()
-	dst := QuarantineKey(obj.Key)
-	rep := Report{Stage: "load", Bucket: obj.Bucket, Key: obj.Key, ETag: strings.Trim(obj.ETag, `"`), VersionID: obj.VersionID,
-		Table: table, Reason: reason.Error(), Time: h.Now().UTC()}
+	rep := bucket.Report{Stage: "load", Key: obj.Key, ETag: strings.Trim(obj.ETag, `"`), VersionID: obj.VersionID,
+		Table: table, Reason: reason.Error(), Time: h.Now()}
 	var ce *load.ContentError
 	if errors.As(reason, &ce) {
 		rep.Line, rep.Column = ce.Line, ce.Column
 	}
-	in := &s3.CopyObjectInput{Bucket: aws.String(h.cfg.Bucket), Key: aws.String(dst), CopySource: aws.String(awsclient.CopySource(obj.Bucket, obj.Key, obj.VersionID))}
-	if obj.VersionID == "" && obj.ETag != "" {
-		in.CopySourceIfMatch = aws.String(quoteETag(obj.ETag))
-	}
-	_, err := h.s3.CopyObject(ctx, in)
+	err := h.bucket.Quarantine(ctx, rep, nil)
 	switch {
-	case isStatus(err, http.StatusNotFound):
+	case err == nil:
+		o.Status = Quarantined
+	case errors.Is(err, bucket.ErrGone):
 		o.Status, o.Reason = Skipped, o.Reason+"; and the object is gone: nothing to quarantine"
-		return o
-	case isStatus(err, http.StatusPreconditionFailed):
+	case errors.Is(err, bucket.ErrPrecondition):
 		o.Status, o.Reason = Skipped, o.Reason+"; but the object was overwritten since the notification: its own notification handles it"
-		return o
-	case err != nil:
-		o.Status, o.Reason = Failed, fmt.Sprintf("quarantining %s to %s: %v (because %s)", obj, dst, err, reason)
-		return o
+	default:
+		o.Status, o.Reason = Failed, fmt.Sprintf("quarantining %s: %v (because %s)", obj, err, reason)
 	}
-	body, _ := json.MarshalIndent(rep, "", "  ")
-	if _, err := h.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(h.cfg.Bucket), Key: aws.String(dst + ".error.json"),
-		Body: strings.NewReader(string(body) + "\n"), ContentType: aws.String("application/json")}); err != nil {
-		o.Status, o.Reason = Failed, fmt.Sprintf("writing the report of %s: %v (because %s)", obj, err, reason)
-		return o
-	}
-	o.Status = Quarantined
 	return o
-}
-
-// isStatus reports whether err is an S3 answer with HTTP status code.
-func isStatus(err error, code int) bool {
-	if err == nil {
-		return false
-	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) && re.HTTPStatusCode() == code {
-		return true
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "NoSuchKey", "NoSuchVersion", "NotFound":
-			return code == http.StatusNotFound
-		case "PreconditionFailed":
-			return code == http.StatusPreconditionFailed
-		}
-	}
-	return false
 }
 
 func tableNames() string {
@@ -459,30 +373,14 @@ func tableNames() string {
 }
 
 // Message returns an SQS message whose body is the S3 notification of an
-// ObjectCreated:Put of obj, as S3 sends it (key URL-encoded): what the local
-// runner and tests feed to Handle.
+// ObjectCreated:Put of obj, as S3 sends it: what the local runner and tests
+// feed to Handle.
 func Message(id string, obj load.ObjectRef, size int64, at time.Time) events.SQSMessage {
-	rec := events.S3EventRecord{
-		EventVersion: "2.1", EventSource: "aws:s3", AWSRegion: "us-east-1", EventTime: at.UTC(), EventName: "ObjectCreated:Put",
-		S3: events.S3Entity{
-			SchemaVersion: "1.0", ConfigurationID: "LoadOnProcessedCsv",
-			Bucket: events.S3Bucket{Name: obj.Bucket, Arn: "arn:aws:s3:::" + obj.Bucket},
-			Object: events.S3Object{Key: EncodeKey(obj.Key), Size: size, ETag: strings.Trim(obj.ETag, `"`), VersionID: obj.VersionID},
-		},
-	}
+	rec := bucket.EventRecord(bucket.Created{Bucket: obj.Bucket, Key: obj.Key, Size: size, ETag: obj.ETag,
+		VersionID: obj.VersionID, ConfigID: "LoadOnProcessedCsv", Time: at})
 	body, _ := json.Marshal(struct {
 		Records []events.S3EventRecord `json:"Records"`
 	}{[]events.S3EventRecord{rec}})
 	return events.SQSMessage{MessageId: id, Body: string(body), EventSource: "aws:sqs", AWSRegion: "us-east-1",
 		Attributes: map[string]string{"ApproximateReceiveCount": "1"}}
-}
-
-// EncodeKey encodes a key as S3 notifications carry it (form encoding, spaces
-// as "+", slashes kept), the inverse of the URLDecodedKey the handler reads.
-func EncodeKey(key string) string {
-	parts := strings.Split(key, "/")
-	for i, p := range parts {
-		parts[i] = url.QueryEscape(p)
-	}
-	return strings.Join(parts, "/")
 }

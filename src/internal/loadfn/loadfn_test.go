@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load/loadtest"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
@@ -196,7 +197,7 @@ func TestBatchReportsExactlyTheBadMessages(t *testing.T) {
 		{badHeader, "locations", 1, "type", `missing column "type"`},
 		{badValue, "episodes", 2, "air_date", `"December 2 2013" is not a date`},
 	} {
-		dst := QuarantineKey(q.obj.Key)
+		dst := bucket.QuarantineKey(q.obj.Key)
 		if _, err := e.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(dst)}); err != nil {
 			t.Errorf("%s not quarantined at %s: %v", q.obj.Key, dst, err)
 		}
@@ -205,7 +206,7 @@ func TestBatchReportsExactlyTheBadMessages(t *testing.T) {
 			t.Errorf("no report for %s: %v", q.obj.Key, err)
 			continue
 		}
-		var rep Report
+		var rep bucket.Report
 		err = json.NewDecoder(out.Body).Decode(&rep)
 		out.Body.Close()
 		if err != nil || rep.Stage != "load" || rep.Key != q.obj.Key || rep.Table != q.table || rep.Line != q.line || rep.Column != q.column ||
@@ -244,7 +245,7 @@ func TestDatabaseLostMidBatchLosesNothing(t *testing.T) {
 			files := crawl1.Files()
 			msgs := e.upload(files, "m")
 			dsn, fault, recover := setup(t, e)
-			fs := &faultyS3{s3API: e.s3, n: 5, fault: fault}
+			fs := &faultyS3{API: e.s3, n: 5, fault: fault}
 			h := e.handler(fs, dsn)
 			failed := deliver(t, h, msgs)
 			if len(failed) == 0 {
@@ -429,7 +430,7 @@ func TestTransientS3FailureIsRetried(t *testing.T) {
 	}
 }
 
-type brokenS3 struct{ s3API }
+type brokenS3 struct{ bucket.API }
 
 func (brokenS3) GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
 	return nil, io.ErrUnexpectedEOF

@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/samtemplate"
 )
@@ -54,6 +53,31 @@ type ChainConfig struct {
 	// Log receives the chain's own events (retries, dead letters); nil
 	// discards them.
 	Log *slog.Logger
+
+	// OnInvocation, when set, is told of every invocation once it ended
+	// and its event or batch was settled. It is called from the invoking
+	// goroutine: it must return quickly.
+	OnInvocation func(Invocation)
+}
+
+// Invocation is one invocation of a function by the chain: what it was
+// given, when it ran and how it ended.
+type Invocation struct {
+	Function string    `json:"function"`        // logical id of the function
+	Queue    string    `json:"queue,omitempty"` // logical id of the queue it read; empty: invoked asynchronously
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Keys     []string  `json:"keys"` // object keys of the event's records (of every message of a batch)
+	Messages int       `json:"messages"`
+	// Attempt is 1 for a first try. Asynchronously, 2 and more are Lambda's
+	// retries of a failed event; from a queue, it is the highest receive
+	// count in the batch.
+	Attempt int `json:"attempt"`
+	// Redelivered is the number of messages of the batch (or the event)
+	// received before: retried or redelivered.
+	Redelivered int    `json:"redelivered"`
+	Failed      int    `json:"failed"` // failed messages of the batch (1: the event failed)
+	Error       string `json:"error,omitempty"`
 }
 
 // Chain delivers a bucket's ObjectCreated events as template.yaml wires
@@ -98,7 +122,9 @@ type Stats struct {
 	Succeeded    int64  `json:"succeeded"`
 	Failed       int64  `json:"failed"`      // failed invocations or batch items (each may succeed later)
 	DeadLetters  int    `json:"deadLetters"` // on-failure records (function) or dead-letter messages (queue)
-	Waiting      int    `json:"waiting"`     // not settled yet
+	Waiting      int    `json:"waiting"`     // not settled yet: Visible + InFlight
+	Visible      int    `json:"visible"`     // waiting to be received (or retried)
+	InFlight     int    `json:"inFlight"`    // received: being handled, or failed and hidden until redelivered
 }
 
 // NewChain checks that every target of the wiring has a handler.
@@ -218,29 +244,10 @@ func (c *Chain) Notify(ev locals3.ObjectCreated) int {
 	return matched
 }
 
-// record is the S3 event record of ev, as S3 sends it: the key form-encoded.
+// record is the S3 event record of ev, as S3 sends it.
 func (c *Chain) record(ev locals3.ObjectCreated, configID string) events.S3EventRecord {
-	return events.S3EventRecord{
-		EventVersion: "2.1", EventSource: "aws:s3", AWSRegion: c.cfg.Region, EventTime: ev.Time.UTC(),
-		EventName:         ev.EventName,
-		PrincipalID:       events.S3UserIdentity{PrincipalID: "local"},
-		RequestParameters: events.S3RequestParameters{SourceIPAddress: "127.0.0.1"},
-		S3: events.S3Entity{
-			SchemaVersion: "1.0", ConfigurationID: configID,
-			Bucket: events.S3Bucket{Name: ev.Bucket, OwnerIdentity: events.S3UserIdentity{PrincipalID: "local"}, Arn: "arn:aws:s3:::" + ev.Bucket},
-			Object: events.S3Object{Key: EncodeKey(ev.Key), Size: ev.Size, ETag: ev.ETag, Sequencer: ev.Sequencer},
-		},
-	}
-}
-
-// EncodeKey encodes an object key as S3 event notifications carry it: form
-// encoding of each segment (a space becomes "+"), slashes kept.
-func EncodeKey(key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = url.QueryEscape(s)
-	}
-	return strings.Join(segs, "/")
+	return bucket.EventRecord(bucket.Created{Bucket: ev.Bucket, Key: ev.Key, Size: ev.Size, ETag: ev.ETag, Sequencer: ev.Sequencer,
+		EventName: ev.EventName, ConfigID: configID, Region: c.cfg.Region, Time: ev.Time})
 }
 
 // invoker runs asynchronous invocations of function id, one at a time.
@@ -259,8 +266,14 @@ func (c *Chain) invoker(ctx context.Context, id string, q *Queue) {
 			st.redeliveries.Add(1)
 		}
 		var ev events.S3Event
+		inv := Invocation{Function: id, Start: time.Now(), Messages: 1}
+		inv.Attempt, _ = strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
+		if inv.Attempt > 1 {
+			inv.Redelivered = 1
+		}
 		err := json.Unmarshal([]byte(m.Body), &ev)
 		if err == nil {
+			inv.Keys = recordKeys(ev)
 			err = c.invoke(fs.Timeout, func(ictx context.Context) error { return h(ictx, ev) })
 		}
 		if err != nil {
@@ -272,10 +285,12 @@ func (c *Chain) invoker(ctx context.Context, id string, q *Queue) {
 				c.log.Warn("asynchronous invocation failed: it will be retried", "function", id, "attempt", n, "retryIn", c.cfg.RetryDelay.String(), "error", err.Error())
 			}
 			q.Settle(batch, events.SQSEventResponse{}, err)
+			inv.Failed, inv.Error = 1, err.Error()
 		} else {
 			st.succeeded.Add(1)
 			q.Settle(batch, events.SQSEventResponse{}, nil)
 		}
+		c.observe(inv)
 		c.inflight.Done()
 	}
 }
@@ -301,10 +316,18 @@ func (c *Chain) poller(ctx context.Context, id string, qs QueueSettings, q *Queu
 			batch.Records = append(batch.Records, more.Records...)
 		}
 		c.inflight.Add(1)
+		inv := Invocation{Function: qs.Consumer, Queue: id, Start: time.Now(), Messages: len(batch.Records)}
 		for _, m := range batch.Records {
 			st.deliveries.Add(1)
-			if m.Attributes["ApproximateReceiveCount"] != "1" {
+			n, _ := strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
+			inv.Attempt = max(inv.Attempt, n)
+			if n != 1 {
 				st.redeliveries.Add(1)
+				inv.Redelivered++
+			}
+			var ev events.S3Event
+			if json.Unmarshal([]byte(m.Body), &ev) == nil {
+				inv.Keys = append(inv.Keys, recordKeys(ev)...)
 			}
 		}
 		var resp events.SQSEventResponse
@@ -328,8 +351,38 @@ func (c *Chain) poller(ctx context.Context, id string, qs QueueSettings, q *Queu
 		st.failed.Add(int64(failed))
 		st.succeeded.Add(int64(len(batch.Records) - failed))
 		q.Settle(batch, resp, err)
+		inv.Failed = failed
+		if err != nil {
+			inv.Error = err.Error()
+		}
+		c.observe(inv)
 		c.inflight.Done()
 	}
+}
+
+// recordKeys returns the object keys of an S3 event, decoded.
+func recordKeys(ev events.S3Event) []string {
+	keys := make([]string, 0, len(ev.Records))
+	for _, r := range ev.Records {
+		k := r.S3.Object.URLDecodedKey
+		if k == "" {
+			k = r.S3.Object.Key
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// observe ends inv and hands it to OnInvocation.
+func (c *Chain) observe(inv Invocation) {
+	if c.cfg.OnInvocation == nil {
+		return
+	}
+	inv.End = time.Now()
+	if inv.Keys == nil {
+		inv.Keys = []string{}
+	}
+	c.cfg.OnInvocation(inv)
 }
 
 // invoke runs fn with the function's deadline, turning a panic into an
@@ -408,7 +461,9 @@ func (c *Chain) Stats() []Stats {
 		seen[id] = true
 		s := Stats{Target: id, Kind: "queue", Sent: t.stats.sent.Load(), Deliveries: t.stats.deliveries.Load(),
 			Redeliveries: t.stats.redeliveries.Load(), Succeeded: t.stats.succeeded.Load(), Failed: t.stats.failed.Load(),
-			DeadLetters: len(t.queue.DeadLetters()), Waiting: t.queue.Depth()}
+			DeadLetters: len(t.queue.DeadLetters())}
+		s.Visible, s.InFlight = t.queue.Counts()
+		s.Waiting = s.Visible + s.InFlight
 		if t.n.TargetType == samtemplate.FunctionType {
 			s.Kind = "function"
 		}

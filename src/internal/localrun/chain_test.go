@@ -136,8 +136,11 @@ func TestChainDeliversRetriesAndDeadLetters(t *testing.T) {
 		}
 		return resp, nil
 	}
+	var invMu sync.Mutex
+	var invs []Invocation
 	c, err := NewChain(ChainConfig{Wiring: w, Bucket: "b", RetryDelay: 10 * time.Millisecond, VisibilityTimeout: 100 * time.Millisecond, BatchWindow: 20 * time.Millisecond,
-		Async: map[string]AsyncHandler{"TransformFunction": transform}, Batch: map[string]BatchHandler{"LoadFunction": load}})
+		Async: map[string]AsyncHandler{"TransformFunction": transform}, Batch: map[string]BatchHandler{"LoadFunction": load},
+		OnInvocation: func(inv Invocation) { invMu.Lock(); invs = append(invs, inv); invMu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,9 +185,49 @@ func TestChainDeliversRetriesAndDeadLetters(t *testing.T) {
 				t.Errorf("transform stats %+v: want 5 sent, 8 invocations, 3 retries, 1 on-failure record", s)
 			}
 		case "LoadQueue":
-			if s.Sent != 8 || s.DeadLetters != 2 || s.Waiting != 0 {
+			if s.Sent != 8 || s.DeadLetters != 2 || s.Waiting != 0 || s.Visible != 0 || s.InFlight != 0 {
 				t.Errorf("queue stats %+v: want 8 sent, 2 dead letters, none waiting", s)
 			}
+		}
+	}
+
+	// Every invocation was recorded: the transform retries marked as
+	// attempts after the first, the load redeliveries counted.
+	invMu.Lock()
+	defer invMu.Unlock()
+	perKey := map[string][]Invocation{}
+	var loads, redelivered int
+	for _, inv := range invs {
+		if inv.End.Before(inv.Start) {
+			t.Errorf("invocation %+v ends before it starts", inv)
+		}
+		switch inv.Function {
+		case "TransformFunction":
+			if len(inv.Keys) != 1 || inv.Queue != "" || inv.Messages != 1 {
+				t.Errorf("transform invocation %+v: want one key, no queue", inv)
+				continue
+			}
+			perKey[inv.Keys[0]] = append(perKey[inv.Keys[0]], inv)
+		case "LoadFunction":
+			loads += inv.Messages
+			redelivered += inv.Redelivered
+			if inv.Queue != "LoadQueue" || len(inv.Keys) != inv.Messages {
+				t.Errorf("load invocation %+v: want LoadQueue and one key per message", inv)
+			}
+		}
+	}
+	if b := perKey["raw/broken.json"]; len(b) != 3 || b[0].Attempt != 1 || b[2].Attempt != 3 || b[2].Redelivered != 1 || b[2].Failed != 1 || b[2].Error != "always failing" {
+		t.Errorf("broken.json invocations = %+v, want attempts 1, 2, 3, each failed", b)
+	}
+	if f := perKey["raw/flaky.json"]; len(f) != 2 || f[0].Failed != 1 || f[1].Failed != 0 || f[1].Attempt != 2 {
+		t.Errorf("flaky.json invocations = %+v, want a failure then a retry that succeeds", f)
+	}
+	if k := perKey["raw/slow load.json"]; len(k) != 1 {
+		t.Errorf("invocations of the key with a space = %+v, want its decoded key once", k)
+	}
+	for _, s := range c.Stats() {
+		if s.Target == "LoadQueue" && (int64(loads) != s.Deliveries || int64(redelivered) != s.Redeliveries) {
+			t.Errorf("load invocations hold %d messages, %d redelivered; stats say %d and %d", loads, redelivered, s.Deliveries, s.Redeliveries)
 		}
 	}
 }

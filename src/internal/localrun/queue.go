@@ -209,6 +209,23 @@ func (q *Queue) Depth() int {
 	return len(q.msgs)
 }
 
+// Counts returns the messages waiting to be received (visible) and those
+// received and not yet deleted (in flight: being handled, or failed and
+// waiting for their visibility timeout to end).
+func (q *Queue) Counts() (visible, inFlight int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.cfg.Now()
+	for _, m := range q.msgs {
+		if !m.invisible.IsZero() && now.Before(m.invisible) {
+			inFlight++
+		} else {
+			visible++
+		}
+	}
+	return visible, inFlight
+}
+
 // DeadLetters returns the messages moved to the dead-letter queue.
 func (q *Queue) DeadLetters() []events.SQSMessage {
 	q.mu.Lock()

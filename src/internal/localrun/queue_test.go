@@ -30,6 +30,9 @@ func TestQueueBatchesRedeliversAndDeadLetters(t *testing.T) {
 	if got := q.Depth(); got != 3 {
 		t.Errorf("depth after settle = %d, want 3 (body-1 invisible, body-3, body-4)", got)
 	}
+	if v, f := q.Counts(); v != 2 || f != 1 {
+		t.Errorf("counts after settle = %d visible, %d in flight; want 2 (body-3, body-4) and 1 (body-1)", v, f)
+	}
 	b2 := q.Receive(ctx, 10, 0)
 	if len(b2.Records) != 2 || b2.Records[0].Body != "body-3" {
 		t.Fatalf("second batch = %+v, want body-3 and body-4 only (body-1 is invisible)", b2.Records)

@@ -11,16 +11,15 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 )
 
 // TestAWSCLI drives the endpoint with the AWS CLI, as `pipeline serve` users
 // do: a small and a multipart `s3 cp` up and down, `s3 ls`, and a copy onto
-// itself to make S3 announce an object again. Skipped without `aws`.
+// itself to make S3 announce an object again. Without `aws` it is skipped, or fails under TEST_REQUIRE_SERVERS=1.
 func TestAWSCLI(t *testing.T) {
-	awsBin, err := exec.LookPath("aws")
-	if err != nil {
-		t.Skip("aws CLI not installed")
-	}
+	awsBin := testenv.AWSCLI(t)
 	srv, c, evs := startS3(t, t.TempDir())
 	work := t.TempDir()
 	run := func(args ...string) string {

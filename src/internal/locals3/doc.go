@@ -27,7 +27,8 @@
 // trailing checksums), and conditional writes: If-None-Match: * and
 // If-Match: <etag> on PutObject, CopyObject and CompleteMultipartUpload fail
 // with 412 PreconditionFailed, atomically with respect to other writes of the
-// key. Not supported: versioning, object tagging and ACLs (ignored), checksum
+// key; X-Amz-Copy-Source-If-Match on CopyObject and If-Match on GetObject and
+// HeadObject are checked too (412). Not supported: versioning, object tagging and ACLs (ignored), checksum
 // headers in responses, and keys that a folder cannot hold ("a//b", "dir/",
 // or both "a" and "a/b"): those are refused with InvalidArgument.
 //

@@ -85,6 +85,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodDelete:
 		s.write(w, r, bucket, key, "")
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		if e := s.readCondition(r, bucket, key); e != nil {
+			e.write(w, r)
+			return
+		}
 		ew := &etagWriter{ResponseWriter: w}
 		s.s3.ServeHTTP(ew, r)
 		ew.fix()
@@ -156,6 +160,16 @@ func (s *Server) precheck(r *http.Request, bucket, key, event string) *s3Error {
 	switch event {
 	case EventCopy:
 		srcBucket, srcKey := copySource(r.Header.Get("X-Amz-Copy-Source"))
+		if want := r.Header.Get("X-Amz-Copy-Source-If-Match"); want != "" {
+			// Checked against the source as it is now (the source's key is not
+			// locked: a write racing this copy may still win, as the
+			// local stack does not keep versions).
+			if cur, ok, err := s.backend.head(srcBucket, srcKey); err == nil && ok && !etagMatches(want, cur.ETag) {
+				return &s3Error{Status: http.StatusPreconditionFailed, Code: "PreconditionFailed",
+					Message: "At least one of the pre-conditions you specified did not hold", Condition: "x-amz-copy-source-If-Match"}
+			}
+			r.Header.Del("X-Amz-Copy-Source-If-Match")
+		}
 		replace := strings.EqualFold(r.Header.Get("X-Amz-Metadata-Directive"), "REPLACE")
 		if srcBucket == bucket && srcKey == key && !replace {
 			return &s3Error{Status: http.StatusBadRequest, Code: "InvalidRequest",
@@ -183,6 +197,31 @@ func (s *Server) precheck(r *http.Request, bucket, key, event string) *s3Error {
 		}
 	}
 	return nil
+}
+
+// readCondition answers 412 to a GET or HEAD whose If-Match names another
+// ETag than the object's (gofakes3 ignores the header).
+func (s *Server) readCondition(r *http.Request, bucket, key string) *s3Error {
+	want := r.Header.Get("If-Match")
+	if want == "" {
+		return nil
+	}
+	cur, ok, err := s.backend.head(bucket, key)
+	if err != nil || !ok {
+		return nil // gofakes3 answers NoSuchBucket or NoSuchKey
+	}
+	r.Header.Del("If-Match")
+	if etagMatches(want, cur.ETag) {
+		return nil
+	}
+	return &s3Error{Status: http.StatusPreconditionFailed, Code: "PreconditionFailed",
+		Message: "At least one of the pre-conditions you specified did not hold", Condition: "If-Match"}
+}
+
+// etagMatches reports whether an If-Match value (one ETag or "*") names etag.
+func etagMatches(want, etag string) bool {
+	want = strings.TrimSpace(want)
+	return want == "*" || strings.Trim(want, `"`) == strings.Trim(etag, `"`)
 }
 
 func isStoredHeader(k string) bool {

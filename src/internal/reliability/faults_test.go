@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load/loadtest"
@@ -115,8 +116,8 @@ func TestReliabilityMariaDBRestartMidLoad(t *testing.T) {
 		}
 		t.Errorf("dead-letter queue holds %d messages %q, want only the poison message", len(dead), bodies)
 	}
-	if n := ta.count(loadfn.Quarantined); n != 1 || len(own.list(loadfn.QuarantinePrefix)) != 2 {
-		t.Errorf("%d quarantined outcomes, %d objects under quarantine/: want the bad CSV and its report", n, len(own.list(loadfn.QuarantinePrefix)))
+	if n := ta.count(loadfn.Quarantined); n != 1 || len(own.list(bucket.QuarantinePrefix)) != 2 {
+		t.Errorf("%d quarantined outcomes, %d objects under quarantine/: want the bad CSV and its report", n, len(own.list(bucket.QuarantinePrefix)))
 	}
 	rows := sameTables(t, own, clean, warehousedb.DumpModified)
 	row.Notef("%d deliveries of %d messages, %d failed while the server was down, %d redelivered", st.Deliveries+st2.Deliveries, len(first)+len(second)+2, failed, st.Redelivered+st2.Redelivered)

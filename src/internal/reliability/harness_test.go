@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/exportfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extract"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extractfn"
@@ -178,16 +179,7 @@ func newBucketChain(t *testing.T, name string) *chain {
 
 // objectAPI is what Transform and Load use of S3: an *s3.Client, or a
 // hookedS3 around one.
-type objectAPI interface {
-	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
-	CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
-	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
-	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
-	UploadPart(ctx context.Context, in *s3.UploadPartInput, opts ...func(*s3.Options)) (*s3.UploadPartOutput, error)
-	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
-	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, opts ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
-}
+type objectAPI = bucket.API
 
 // --- Extract
 
@@ -255,7 +247,7 @@ func (c *chain) putEvent(o types.Object) events.S3Event {
 	r := ev.Records[0]
 	r.EventTime = crawlClock()
 	r.S3.Bucket.Name, r.S3.Bucket.Arn = c.bucket, "arn:aws:s3:::"+c.bucket
-	r.S3.Object.Key = loadfn.EncodeKey(aws.ToString(o.Key))
+	r.S3.Object.Key = bucket.EncodeKey(aws.ToString(o.Key))
 	r.S3.Object.Size = aws.ToInt64(o.Size)
 	r.S3.Object.ETag = strings.Trim(aws.ToString(o.ETag), `"`)
 	r.S3.Object.VersionID = ""
@@ -342,7 +334,7 @@ func (c *chain) processed(files []loadtest.File) []types.Object {
 		keep[f.Key] = true
 	}
 	var out []types.Object
-	for _, o := range c.list(loadfn.ProcessedPrefix) {
+	for _, o := range c.list(bucket.ProcessedPrefix) {
 		if len(files) == 0 || keep[aws.ToString(o.Key)] {
 			out = append(out, o)
 		}
@@ -410,7 +402,7 @@ func (c *chain) upload(files []loadtest.File) {
 func (c *chain) putRaw(key string, body []byte) {
 	c.t.Helper()
 	_, err := c.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(c.bucket), Key: aws.String(key), Body: bytes.NewReader(body),
-		Metadata: map[string]string{extract.MetaFetchedAt: crawlClock().Format(extract.FetchedAtLayout)}})
+		Metadata: map[string]string{bucket.MetaFetchedAt: crawlClock().Format(bucket.FetchedAtLayout)}})
 	if err != nil {
 		c.t.Fatalf("%s: putting %s: %v", c.name, key, err)
 	}

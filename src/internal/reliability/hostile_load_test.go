@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load/loadtest"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
@@ -112,9 +113,9 @@ func TestReliabilityHostileProcessedCSVs(t *testing.T) {
 		if !strings.Contains(o.Reason, c.reason) || !strings.Contains(o.Reason, c.key) && !strings.Contains(o.Reason, "unknown table") {
 			t.Errorf("%s: reason %q, want the object and %q", c.key, o.Reason, c.reason)
 		}
-		w.checkQuarantined(c.key, loadfn.QuarantineKey(c.key), bodies[c.key], c.reason)
-		if rb, ok := w.get(loadfn.QuarantineKey(c.key) + ".error.json"); ok {
-			var rep loadfn.Report
+		w.checkQuarantined(c.key, bucket.QuarantineKey(c.key), bodies[c.key], c.reason)
+		if rb, ok := w.get(bucket.QuarantineKey(c.key) + ".error.json"); ok {
+			var rep bucket.Report
 			if err := json.Unmarshal(rb, &rep); err != nil || rep.Stage != "load" || rep.Line != c.line || rep.Column != c.column {
 				t.Errorf("%s: report stage %q line %d column %q (%v), want load, line %d, column %q", c.key, rep.Stage, rep.Line, rep.Column, err, c.line, c.column)
 			}

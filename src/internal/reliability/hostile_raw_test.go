@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
-	"github.com/dataeng/rickmorty-pipeline/src/internal/transform"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transformfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
@@ -111,17 +111,17 @@ func TestReliabilityHostileRawObjects(t *testing.T) {
 			if !strings.Contains(o.Reason, c.reasons[0]) {
 				t.Errorf("%s: reason %q, want it to contain %q", c.key, o.Reason, c.reasons[0])
 			}
-			w.checkQuarantined(c.key, transform.QuarantineKey(c.key), bodies[c.key], c.reasons[0])
+			w.checkQuarantined(c.key, bucket.QuarantineKey(c.key), bodies[c.key], c.reasons[0])
 			if !w.log.logged(t, "quarantined an unreadable object", map[string]string{"key": c.key, "reason": "~" + c.reasons[0]}) {
 				t.Errorf("%s: no log line naming the key and the reason", c.key)
 			}
 			for _, table := range warehouse.Tables() {
-				if _, ok := w.get(transform.ProcessedKey(table.Name, c.key)); ok {
-					t.Errorf("%s: quarantined, yet %s was written", c.key, transform.ProcessedKey(table.Name, c.key))
+				if _, ok := w.get(bucket.ProcessedKey(table.Name, c.key)); ok {
+					t.Errorf("%s: quarantined, yet %s was written", c.key, bucket.ProcessedKey(table.Name, c.key))
 				}
 			}
-			if _, ok := w.get(transform.RejectedKey(c.key)); ok {
-				t.Errorf("%s: quarantined, yet %s was written", c.key, transform.RejectedKey(c.key))
+			if _, ok := w.get(bucket.RejectedKey(c.key)); ok {
+				t.Errorf("%s: quarantined, yet %s was written", c.key, bucket.RejectedKey(c.key))
 			}
 		case transformfn.Transformed:
 			rejectedLines += checkHostileRejects(t, w, c, o)
@@ -166,7 +166,7 @@ func checkHostileRejects(t *testing.T, w *hostileWorld, c hostileRaw, o transfor
 	if o.Report == nil || o.Report.Rejected != c.rejected {
 		t.Errorf("%s: report %+v, want %d rejected", c.key, o.Report, c.rejected)
 	}
-	body, ok := w.get(transform.RejectedKey(c.key))
+	body, ok := w.get(bucket.RejectedKey(c.key))
 	if c.rejected == 0 {
 		if ok {
 			t.Errorf("%s: unexpected rejected file:\n%s", c.key, body)
@@ -174,7 +174,7 @@ func checkHostileRejects(t *testing.T, w *hostileWorld, c hostileRaw, o transfor
 		return 0
 	}
 	if !ok {
-		t.Errorf("%s: no rejected file %s", c.key, transform.RejectedKey(c.key))
+		t.Errorf("%s: no rejected file %s", c.key, bucket.RejectedKey(c.key))
 		return 0
 	}
 	var reasons []string
@@ -228,7 +228,7 @@ func TestReliabilityHostileKeys(t *testing.T) {
 	}
 	outs := w.transformOutcomes()
 	for _, k := range keys[:len(names)] {
-		want := transform.ProcessedKey(warehouse.Characters, k)
+		want := bucket.ProcessedKey(warehouse.Characters, k)
 		if o := outs[k]; o.Status != transformfn.Transformed || !slices.Contains(o.Outputs, want) {
 			t.Errorf("%q: %s %v (%s), want %q among the outputs", k, o.Status, o.Outputs, o.Reason, want)
 		}
@@ -236,7 +236,7 @@ func TestReliabilityHostileKeys(t *testing.T) {
 	if o := outs[bad]; o.Status != transformfn.Quarantined {
 		t.Errorf("%q: %s (%s), want quarantined", bad, o.Status, o.Reason)
 	}
-	w.checkQuarantined(bad, transform.QuarantineKey(bad), []byte(`[{"id":1,`), "truncated JSON: the object ends at byte 9")
+	w.checkQuarantined(bad, bucket.QuarantineKey(bad), []byte(`[{"id":1,`), "truncated JSON: the object ends at byte 9")
 
 	d := w.deliver(w.processedMessages())
 	if len(d.dead) > 0 {
@@ -248,8 +248,8 @@ func TestReliabilityHostileKeys(t *testing.T) {
 			t.Errorf("character %d: %q (%v), want the name %q", 700+i, name, ok, k)
 		}
 		var n int
-		if err := w.db.QueryRow("SELECT COUNT(*) FROM load_log WHERE object_key = ?", transform.ProcessedKey(warehouse.Characters, k)).Scan(&n); err != nil || n != 1 {
-			t.Errorf("load_log rows for %q: %d (%v), want 1", transform.ProcessedKey(warehouse.Characters, k), n, err)
+		if err := w.db.QueryRow("SELECT COUNT(*) FROM load_log WHERE object_key = ?", bucket.ProcessedKey(warehouse.Characters, k)).Scan(&n); err != nil || n != 1 {
+			t.Errorf("load_log rows for %q: %d (%v), want 1", bucket.ProcessedKey(warehouse.Characters, k), n, err)
 		}
 	}
 	row.Notef("%d keys loaded, 1 quarantined", len(names))
@@ -305,7 +305,7 @@ func TestReliabilityHostileLongKey(t *testing.T) {
 	if err != nil || o.Status != transformfn.Quarantined {
 		t.Errorf("a %d-byte key: Handle = %v, outcome %s; want the event settled and the object quarantined (a permanent problem, not a transient one)", len(key), hostileClip(fmt.Sprint(err), 200), o.Status)
 	} else {
-		w.checkQuarantined(key, transform.QuarantineKey(key), hostileFile(t, "raw/good-characters.json"), "key")
+		w.checkQuarantined(key, bucket.QuarantineKey(key), hostileFile(t, "raw/good-characters.json"), "key")
 	}
 	row.Notef("key of %d bytes; outcome %s", len(key), o.Status)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/exportfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/load"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/loadfn"
@@ -224,7 +225,7 @@ func (w *hostileWorld) s3Event(keys ...string) events.S3Event {
 		r.EventVersion, r.EventSource, r.AWSRegion, r.EventName = "2.1", "aws:s3", "us-east-1", "ObjectCreated:Put"
 		r.EventTime = time.Now().UTC()
 		r.S3.SchemaVersion, r.S3.Bucket.Name, r.S3.Bucket.Arn = "1.0", w.bucket, "arn:aws:s3:::"+w.bucket
-		r.S3.Object.Key = loadfn.EncodeKey(k)
+		r.S3.Object.Key = bucket.EncodeKey(k)
 		ev.Records = append(ev.Records, r)
 	}
 	b, err := json.Marshal(ev)

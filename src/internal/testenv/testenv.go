@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -208,4 +209,16 @@ func Snapshot(tb testing.TB) string {
 		tb.Skipf("no API snapshot at %s", dir)
 	}
 	return dir
+}
+
+// AWSCLI returns the path of the AWS CLI (`aws`); without it the test is
+// skipped, or failed under TEST_REQUIRE_SERVERS=1 (.ci/services.sh installs
+// Debian's awscli).
+func AWSCLI(tb testing.TB) string {
+	tb.Helper()
+	p, err := exec.LookPath("aws")
+	if err != nil {
+		Unavailable(tb, "the AWS CLI (aws): %v", err)
+	}
+	return p
 }

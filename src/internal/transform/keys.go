@@ -1,10 +1,9 @@
 package transform
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
 
@@ -102,63 +101,16 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 // ResourceFromKey returns the resource a raw key's path names:
 // raw/<resource>/... .
 func ResourceFromKey(key string) (Resource, bool) {
-	rest, ok := strings.CutPrefix(key, RawPrefix)
-	if !ok {
-		return "", false
-	}
-	seg, _, ok := strings.Cut(rest, "/")
+	seg, ok := bucket.RawResource(key)
 	if !ok {
 		return "", false
 	}
 	return resourceNamed(seg)
 }
 
-// Prefixes of the bucket's areas.
-const (
-	RawPrefix        = "raw/"
-	ProcessedPrefix  = "processed/"
-	RejectedPrefix   = "rejected/"
-	QuarantinePrefix = "quarantine/"
-)
-
-// stem is the raw key without "raw/" and without ".json".
-func stem(rawKey string) string {
-	return strings.TrimSuffix(strings.TrimPrefix(rawKey, RawPrefix), ".json")
-}
-
-// ProcessedKey is where the CSV of table made from rawKey goes:
-// processed/<table>/<raw key without "raw/" and ".json">.csv.
-func ProcessedKey(table, rawKey string) string {
-	return ProcessedPrefix + table + "/" + stem(rawKey) + ".csv"
-}
-
-// RejectedKey is where the rejected records of rawKey go:
-// rejected/<raw key without "raw/" and ".json">.jsonl.
-func RejectedKey(rawKey string) string {
-	return RejectedPrefix + stem(rawKey) + ".jsonl"
-}
-
-// MaxKeyBytes is the longest object key S3 accepts.
-const MaxKeyBytes = 1024
-
-// QuarantineKey is where an unreadable raw object is copied:
-// quarantine/<raw key without "raw/">, or, when that key and its error
-// report's would be longer than S3 allows, quarantine/long-keys/<SHA-256 of
-// the raw key>.json (the report names the raw key).
-func QuarantineKey(rawKey string) string {
-	k := QuarantinePrefix + strings.TrimPrefix(rawKey, RawPrefix)
-	if len(k)+len(errorReportSuffix) > MaxKeyBytes {
-		sum := sha256.Sum256([]byte(rawKey))
-		k = QuarantinePrefix + "long-keys/" + hex.EncodeToString(sum[:]) + ".json"
-	}
-	return k
-}
-
-const errorReportSuffix = ".error.json"
-
-// checkKeyLengths returns an error when an output of rawKey (a processed/
-// CSV of one of its resource's tables, or its rejected/ file) would have a
-// key longer than S3 accepts: a permanent problem of the object.
+// checkKeyLengths returns an InvalidObjectError when an output of rawKey
+// (a processed CSV of one of its resource's tables, or its rejected file)
+// would have a key longer than S3 accepts: a permanent problem of the object.
 func checkKeyLengths(rawKey string) error {
 	var tables []string
 	if r, ok := ResourceFromKey(rawKey); ok {
@@ -168,19 +120,8 @@ func checkKeyLengths(rawKey string) error {
 			tables = append(tables, t.Name)
 		}
 	}
-	outs := []string{RejectedKey(rawKey)}
-	for _, t := range tables {
-		outs = append(outs, ProcessedKey(t, rawKey))
-	}
-	for _, k := range outs {
-		if len(k) > MaxKeyBytes {
-			return invalid("the key is %d bytes: its output %.40s... would be %d bytes, over S3's %d", len(rawKey), k, len(k), MaxKeyBytes)
-		}
+	if err := bucket.CheckOutputKeys(rawKey, tables); err != nil {
+		return invalid("%v", err)
 	}
 	return nil
-}
-
-// ErrorReportKey is the error report beside a quarantined object.
-func ErrorReportKey(rawKey string) string {
-	return QuarantineKey(rawKey) + errorReportSuffix
 }

@@ -35,30 +35,13 @@ func TestParseURL(t *testing.T) {
 	}
 }
 
-func TestKeys(t *testing.T) {
-	for _, tc := range []struct {
-		raw, processed, rejected, quarantine string
-		res                                  Resource
-	}{
-		{"raw/character/page-0001.json", "processed/characters/character/page-0001.csv", "rejected/character/page-0001.jsonl", "quarantine/character/page-0001.json", Character},
-		{"raw/manual/rick and morty+1 100%/ζ.json", "processed/characters/manual/rick and morty+1 100%/ζ.csv", "rejected/manual/rick and morty+1 100%/ζ.jsonl", "quarantine/manual/rick and morty+1 100%/ζ.json", ""},
-		{"raw/episode/x.JSON", "processed/characters/episode/x.JSON.csv", "rejected/episode/x.JSON.jsonl", "quarantine/episode/x.JSON", Episode},
-		{"raw/location", "processed/characters/location.csv", "rejected/location.jsonl", "quarantine/location", ""},
+func TestResourceFromKey(t *testing.T) {
+	for key, want := range map[string]Resource{
+		"raw/character/page-0001.json": Character, "raw/episode/x.JSON": Episode, "raw/location": "",
+		"raw/manual/rick and morty+1 100%/ζ.json": "", "processed/characters/page-0001.csv": "", "raw/characters/x.json": "",
 	} {
-		if got := ProcessedKey("characters", tc.raw); got != tc.processed {
-			t.Errorf("ProcessedKey(%q) = %q, want %q", tc.raw, got, tc.processed)
-		}
-		if got := RejectedKey(tc.raw); got != tc.rejected {
-			t.Errorf("RejectedKey(%q) = %q, want %q", tc.raw, got, tc.rejected)
-		}
-		if got := QuarantineKey(tc.raw); got != tc.quarantine {
-			t.Errorf("QuarantineKey(%q) = %q, want %q", tc.raw, got, tc.quarantine)
-		}
-		if got := ErrorReportKey(tc.raw); got != tc.quarantine+".error.json" {
-			t.Errorf("ErrorReportKey(%q) = %q", tc.raw, got)
-		}
-		if res, _ := ResourceFromKey(tc.raw); res != tc.res {
-			t.Errorf("ResourceFromKey(%q) = %q, want %q", tc.raw, res, tc.res)
+		if res, _ := ResourceFromKey(key); res != want {
+			t.Errorf("ResourceFromKey(%q) = %q, want %q", key, res, want)
 		}
 	}
 }

@@ -40,22 +40,12 @@ func location(id int, name string) string {
 }
 
 // A key whose outputs would be longer than S3 accepts is a permanent
-// problem of the object; its quarantine key stays short enough.
+// problem of the object.
 func TestTooLongKeys(t *testing.T) {
 	key := "raw/character/" + strings.Repeat("k", 1000-len("raw/character/")) + ".json"
 	_, err := Transform(context.Background(), key, time.Now(), bytes.NewReader([]byte(`{}`)), memSink{})
 	var inv *InvalidObjectError
 	if !errors.As(err, &inv) || !strings.Contains(inv.Reason, "over S3's 1024") {
 		t.Fatalf("Transform of a %d-byte key: %v, want an InvalidObjectError about the key length", len(key), err)
-	}
-	if q := QuarantineKey(key); len(ErrorReportKey(key)) > MaxKeyBytes || !strings.HasPrefix(q, QuarantinePrefix) {
-		t.Errorf("quarantine key %q (%d bytes), report %d bytes", q, len(q), len(ErrorReportKey(key)))
-	}
-	longest := "raw/" + strings.Repeat("x", MaxKeyBytes-len("raw/"))
-	if q := QuarantineKey(longest); !strings.HasPrefix(q, QuarantinePrefix+"long-keys/") || len(ErrorReportKey(longest)) > MaxKeyBytes {
-		t.Errorf("the longest raw key quarantines at %q", q)
-	}
-	if q := QuarantineKey("raw/character/page-0001.json"); q != "quarantine/character/page-0001.json" {
-		t.Errorf("a usual key quarantines at %q", q)
 	}
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // TestSampleEvent runs events/transform-s3-put.json (what `sam local invoke`
-// uses) against MinIO, with a page at its URL-decoded key.
+// uses) against MinIO, with a page at its URL-decoded key (the first page of
+// characters, which `make run` leaves in the local stack).
 func TestSampleEvent(t *testing.T) {
 	b, err := os.ReadFile("../../../events/transform-s3-put.json")
 	if err != nil {
@@ -22,13 +23,13 @@ func TestSampleEvent(t *testing.T) {
 	if err := json.Unmarshal(b, &ev); err != nil {
 		t.Fatal(err)
 	}
-	const key = "raw/manual/rick and morty characters page 1.json"
+	const key = "raw/character/page-0001.json"
 	if got := ev.Records[0].S3.Object.URLDecodedKey; got != key {
 		t.Fatalf("URLDecodedKey = %q, want %q", got, key)
 	}
-	h, c, bucket, outs := newHandler(t)
-	ev.Records[0].S3.Bucket.Name = bucket // the sample names a deployed bucket
-	put(t, c, bucket, key, golden(t, "character-page.json"), map[string]string{"fetched-at": goldenFetchedAt})
+	h, c, bkt, outs := newHandler(t)
+	ev.Records[0].S3.Bucket.Name = bkt // the sample names the local stack's bucket
+	put(t, c, bkt, key, golden(t, "character-page.json"), map[string]string{"fetched-at": goldenFetchedAt})
 	if err := h.Handle(context.Background(), ev); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
@@ -36,8 +37,8 @@ func TestSampleEvent(t *testing.T) {
 		"characters":         "character-page.characters.golden.csv",
 		"character_episodes": "character-page.character_episodes.golden.csv",
 	} {
-		pkey := "processed/" + table + "/manual/rick and morty characters page 1.csv"
-		got, out := get(t, c, bucket, pkey)
+		pkey := "processed/" + table + "/character/page-0001.csv"
+		got, out := get(t, c, bkt, pkey)
 		if !bytes.Equal(got, golden(t, want)) {
 			t.Errorf("%s:\n%s\nwant the golden %s", pkey, got, want)
 		}
@@ -51,7 +52,7 @@ func TestSampleEvent(t *testing.T) {
 			t.Errorf("%s content type %q", pkey, ct)
 		}
 	}
-	if got := list(t, c, bucket, "rejected/"); len(got) != 0 {
+	if got := list(t, c, bkt, "rejected/"); len(got) != 0 {
 		t.Errorf("rejected files %v", got)
 	}
 	if len(*outs) != 1 || (*outs)[0].Status != Transformed || (*outs)[0].Report.Rows["characters"] != 4 {

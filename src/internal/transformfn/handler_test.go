@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transform"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/transform/transformtest"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
@@ -22,7 +23,7 @@ import (
 // TestHostileKeys: keys with spaces, '+', '%', unicode arrive URL-encoded
 // in the event; outputs land under the decoded key.
 func TestHostileKeys(t *testing.T) {
-	h, c, bucket, outs := newHandler(t)
+	h, c, bkt, outs := newHandler(t)
 	keys := []string{
 		"raw/manual/a+b c.json",
 		"raw/manual/100% ζ/Ω page?.json",
@@ -31,9 +32,9 @@ func TestHostileKeys(t *testing.T) {
 	}
 	page := golden(t, "location-page.json")
 	for _, k := range keys {
-		put(t, c, bucket, k, page, map[string]string{"fetched-at": goldenFetchedAt})
+		put(t, c, bkt, k, page, map[string]string{"fetched-at": goldenFetchedAt})
 	}
-	if err := h.Handle(context.Background(), s3Event(t, bucket, "ObjectCreated:Put", keys...)); err != nil {
+	if err := h.Handle(context.Background(), s3Event(t, bkt, "ObjectCreated:Put", keys...)); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
 	want := golden(t, "location-page.locations.golden.csv")
@@ -41,8 +42,8 @@ func TestHostileKeys(t *testing.T) {
 		if (*outs)[i].Key != k || (*outs)[i].Status != Transformed {
 			t.Errorf("outcome %d: %+v", i, (*outs)[i])
 		}
-		pkey := transform.ProcessedKey("locations", k)
-		got, out := get(t, c, bucket, pkey)
+		pkey := bucket.ProcessedKey("locations", k)
+		got, out := get(t, c, bkt, pkey)
 		if !bytes.Equal(got, want) {
 			t.Errorf("%q: got %q", pkey, got)
 			continue
@@ -51,7 +52,7 @@ func TestHostileKeys(t *testing.T) {
 			t.Errorf("%q source-key %q", pkey, m)
 		}
 	}
-	if got := list(t, c, bucket, "processed/"); len(got) != len(keys) {
+	if got := list(t, c, bkt, "processed/"); len(got) != len(keys) {
 		t.Errorf("processed objects %q", got)
 	}
 }
@@ -72,32 +73,32 @@ func TestQuarantine(t *testing.T) {
 		{"wrong shape", []byte(`"results"`), "not an API response"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, c, bucket, outs := newHandler(t)
+			h, c, bkt, outs := newHandler(t)
 			key := "raw/character/page 0001+" + tc.name + ".json"
-			put(t, c, bucket, key, tc.body, map[string]string{"fetched-at": goldenFetchedAt})
-			if err := h.Handle(context.Background(), s3Event(t, bucket, "ObjectCreated:Put", key)); err != nil {
+			put(t, c, bkt, key, tc.body, map[string]string{"fetched-at": goldenFetchedAt})
+			if err := h.Handle(context.Background(), s3Event(t, bkt, "ObjectCreated:Put", key)); err != nil {
 				t.Fatalf("Handle = %v, want nil (quarantined)", err)
 			}
 			if o := (*outs)[0]; o.Status != Quarantined || !strings.Contains(o.Reason, tc.reason) {
 				t.Errorf("outcome %+v, want quarantined for %q", o, tc.reason)
 			}
-			copied, _ := get(t, c, bucket, transform.QuarantineKey(key))
+			copied, _ := get(t, c, bkt, bucket.QuarantineKey(key))
 			if copied == nil || !bytes.Equal(copied, tc.body) {
 				t.Errorf("quarantined copy = %q, want the object", copied)
 			}
-			rb, _ := get(t, c, bucket, transform.ErrorReportKey(key))
-			var rep errorReport
+			rb, _ := get(t, c, bkt, bucket.ReportKey(key))
+			var rep bucket.Report
 			if err := json.Unmarshal(rb, &rep); err != nil {
 				t.Fatalf("error report %q: %v", rb, err)
 			}
-			if rep.Key != key || rep.Bucket != bucket || !strings.Contains(rep.Reason, tc.reason) || rep.Size != int64(len(tc.body)) ||
+			if rep.Key != key || rep.Bucket != bkt || !strings.Contains(rep.Reason, tc.reason) || rep.Size != int64(len(tc.body)) ||
 				rep.ETag == "" || rep.Time.IsZero() || rep.FetchedAt.Format(warehouse.TimeLayout) != goldenFetchedAt {
 				t.Errorf("error report %+v", rep)
 			}
-			if got := list(t, c, bucket, "processed/"); len(got) != 0 {
+			if got := list(t, c, bkt, "processed/"); len(got) != 0 {
 				t.Errorf("processed objects %q after an invalid object", got)
 			}
-			if got := list(t, c, bucket, "quarantine/"); len(got) != 2 {
+			if got := list(t, c, bkt, "quarantine/"); len(got) != 2 {
 				t.Errorf("quarantine holds %q", got)
 			}
 		})
@@ -107,31 +108,31 @@ func TestQuarantine(t *testing.T) {
 // TestRejectedFile: rejected records go to rejected/<...>.jsonl; once the
 // object is fixed, the stale file goes away.
 func TestRejectedFile(t *testing.T) {
-	h, c, bucket, _ := newHandler(t)
+	h, c, bkt, _ := newHandler(t)
 	key := "raw/character/rejects.json"
-	put(t, c, bucket, key, golden(t, "character-rejects.json"), map[string]string{"fetched-at": goldenFetchedAt})
-	ev := s3Event(t, bucket, "ObjectCreated:Put", key)
+	put(t, c, bkt, key, golden(t, "character-rejects.json"), map[string]string{"fetched-at": goldenFetchedAt})
+	ev := s3Event(t, bkt, "ObjectCreated:Put", key)
 	if err := h.Handle(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	got, out := get(t, c, bucket, "rejected/character/rejects.jsonl")
+	got, out := get(t, c, bkt, "rejected/character/rejects.jsonl")
 	if !bytes.Equal(got, golden(t, "character-rejects.rejected.golden.jsonl")) {
 		t.Errorf("rejected file:\n%s", got)
 	}
 	if out != nil && out.Metadata["source-key"] != key {
 		t.Errorf("rejected metadata %v", out.Metadata)
 	}
-	if got, _ := get(t, c, bucket, "processed/characters/character/rejects.csv"); !bytes.Equal(got, golden(t, "character-rejects.characters.golden.csv")) {
+	if got, _ := get(t, c, bkt, "processed/characters/character/rejects.csv"); !bytes.Equal(got, golden(t, "character-rejects.characters.golden.csv")) {
 		t.Errorf("processed characters:\n%s", got)
 	}
-	put(t, c, bucket, key, golden(t, "character-page.json"), map[string]string{"fetched-at": goldenFetchedAt})
+	put(t, c, bkt, key, golden(t, "character-page.json"), map[string]string{"fetched-at": goldenFetchedAt})
 	if err := h.Handle(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	if got := list(t, c, bucket, "rejected/"); len(got) != 0 {
+	if got := list(t, c, bkt, "rejected/"); len(got) != 0 {
 		t.Errorf("stale rejected files %q", got)
 	}
-	if got, _ := get(t, c, bucket, "processed/characters/character/rejects.csv"); !bytes.Equal(got, golden(t, "character-page.characters.golden.csv")) {
+	if got, _ := get(t, c, bkt, "processed/characters/character/rejects.csv"); !bytes.Equal(got, golden(t, "character-page.characters.golden.csv")) {
 		t.Errorf("processed characters after the fix:\n%s", got)
 	}
 }
@@ -139,14 +140,14 @@ func TestRejectedFile(t *testing.T) {
 // TestRerunWritesIdenticalObjects: the same raw object gives the same
 // processed bytes and ETags.
 func TestRerunWritesIdenticalObjects(t *testing.T) {
-	h, c, bucket, _ := newHandler(t)
+	h, c, bkt, _ := newHandler(t)
 	key := "raw/episode/page-0001.json"
-	put(t, c, bucket, key, golden(t, "episode-page.json"), map[string]string{"fetched-at": goldenFetchedAt})
-	ev := s3Event(t, bucket, "ObjectCreated:Put", key)
+	put(t, c, bkt, key, golden(t, "episode-page.json"), map[string]string{"fetched-at": goldenFetchedAt})
+	ev := s3Event(t, bkt, "ObjectCreated:Put", key)
 	snapshot := func() map[string]string {
 		m := map[string]string{}
-		for _, k := range list(t, c, bucket, "processed/") {
-			b, out := get(t, c, bucket, k)
+		for _, k := range list(t, c, bkt, "processed/") {
+			b, out := get(t, c, bkt, k)
 			m[k] = string(b) + aws.ToString(out.ETag)
 		}
 		return m
@@ -178,17 +179,17 @@ func mapsEqual(a, b map[string]string) bool {
 // TestFetchedAtFallsBackToLastModified: without fetched-at metadata the
 // rows carry the raw object's LastModified.
 func TestFetchedAtFallsBackToLastModified(t *testing.T) {
-	h, c, bucket, _ := newHandler(t)
+	h, c, bkt, _ := newHandler(t)
 	key := "raw/location/x.json"
-	put(t, c, bucket, key, golden(t, "location-single.json"), nil)
-	head, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	put(t, c, bkt, key, golden(t, "location-single.json"), nil)
+	head, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bkt), Key: aws.String(key)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Handle(context.Background(), s3Event(t, bucket, "ObjectCreated:Put", key)); err != nil {
+	if err := h.Handle(context.Background(), s3Event(t, bkt, "ObjectCreated:Put", key)); err != nil {
 		t.Fatal(err)
 	}
-	got, out := get(t, c, bucket, "processed/locations/location/x.csv")
+	got, out := get(t, c, bkt, "processed/locations/location/x.csv")
 	want := warehouse.FormatTime(*head.LastModified)
 	if !strings.HasSuffix(strings.TrimSpace(string(got)), ","+want) || out.Metadata["fetched-at"] != want {
 		t.Errorf("got %q (metadata %v), want fetched_at %s", got, out.Metadata, want)
@@ -198,11 +199,11 @@ func TestFetchedAtFallsBackToLastModified(t *testing.T) {
 // TestSkips: records that are not for this function do nothing and do not
 // fail the invocation.
 func TestSkips(t *testing.T) {
-	h, c, bucket, outs := newHandler(t)
-	put(t, c, bucket, "raw/character/p.json", golden(t, "character-page.json"), nil)
-	put(t, c, bucket, "processed/characters/x.csv", []byte("id\n"), nil)
-	ev := s3Event(t, bucket, "ObjectCreated:Put", "processed/characters/x.csv", "raw/character/gone.json", "raw/character/")
-	ev.Records = append(ev.Records, s3Event(t, bucket, "ObjectRemoved:Delete", "raw/character/p.json").Records...)
+	h, c, bkt, outs := newHandler(t)
+	put(t, c, bkt, "raw/character/p.json", golden(t, "character-page.json"), nil)
+	put(t, c, bkt, "processed/characters/x.csv", []byte("id\n"), nil)
+	ev := s3Event(t, bkt, "ObjectCreated:Put", "processed/characters/x.csv", "raw/character/gone.json", "raw/character/")
+	ev.Records = append(ev.Records, s3Event(t, bkt, "ObjectRemoved:Delete", "raw/character/p.json").Records...)
 	ev.Records = append(ev.Records, s3Event(t, "another-bucket", "ObjectCreated:Put", "raw/character/p.json").Records...)
 	if err := h.Handle(context.Background(), ev); err != nil {
 		t.Fatal(err)
@@ -215,7 +216,7 @@ func TestSkips(t *testing.T) {
 	if len(*outs) != 5 {
 		t.Errorf("%d outcomes, want 5", len(*outs))
 	}
-	if got := list(t, c, bucket, ""); !slices.Equal(got, []string{"processed/characters/x.csv", "raw/character/p.json"}) {
+	if got := list(t, c, bkt, ""); !slices.Equal(got, []string{"processed/characters/x.csv", "raw/character/p.json"}) {
 		t.Errorf("bucket holds %q", got)
 	}
 }
@@ -277,15 +278,15 @@ func (f *flakyS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, opts .
 // every other record of the event is still transformed, and no partial
 // processed object is left.
 func TestTransientFailures(t *testing.T) {
-	h, c, bucket, outs := newHandler(t)
+	h, c, bkt, outs := newHandler(t)
 	flaky := &flakyS3{Client: c, failGet: "raw/character/a.json", brokenBody: "raw/character/b.json",
 		failPut: func(k string) bool { return strings.HasPrefix(k, "processed/character_episodes/character/c") }}
-	h.s3 = flaky
+	h.bucket = bucket.New(flaky, bkt)
 	keys := []string{"raw/character/a.json", "raw/character/b.json", "raw/character/c.json", "raw/character/ok.json"}
 	for _, k := range keys {
-		put(t, c, bucket, k, golden(t, "character-page.json"), nil)
+		put(t, c, bkt, k, golden(t, "character-page.json"), nil)
 	}
-	err := h.Handle(context.Background(), s3Event(t, bucket, "ObjectCreated:Put", keys...))
+	err := h.Handle(context.Background(), s3Event(t, bkt, "ObjectCreated:Put", keys...))
 	if !errors.Is(err, errUnavailable) || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("Handle = %v, want the S3 errors", err)
 	}
@@ -294,23 +295,23 @@ func TestTransientFailures(t *testing.T) {
 			t.Errorf("%s: %+v, want %s", keys[i], (*outs)[i], want)
 		}
 	}
-	got := list(t, c, bucket, "processed/")
+	got := list(t, c, bkt, "processed/")
 	// c.json: characters was committed before character_episodes failed; the
 	// retry rewrites it identically. b.json (broken stream) wrote nothing.
 	want := []string{"processed/character_episodes/character/ok.csv", "processed/characters/character/c.csv", "processed/characters/character/ok.csv"}
 	if !slices.Equal(got, want) {
 		t.Errorf("processed objects %q, want %q", got, want)
 	}
-	if got := list(t, c, bucket, "quarantine/"); len(got) != 0 {
+	if got := list(t, c, bkt, "quarantine/"); len(got) != 0 {
 		t.Errorf("transient failures quarantined %q", got)
 	}
 	// The retry, with S3 healthy again, completes the work.
-	h.s3 = c
+	h.bucket = bucket.New(c, bkt)
 	*outs = nil
-	if err := h.Handle(context.Background(), s3Event(t, bucket, "ObjectCreated:Put", keys...)); err != nil {
+	if err := h.Handle(context.Background(), s3Event(t, bkt, "ObjectCreated:Put", keys...)); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if got := list(t, c, bucket, "processed/"); len(got) != 8 {
+	if got := list(t, c, bkt, "processed/"); len(got) != 8 {
 		t.Errorf("after the retry: %q", got)
 	}
 }
@@ -321,15 +322,15 @@ func TestLargeObjectMultipart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("36 MB through MinIO")
 	}
-	h, c, bucket, outs := newHandler(t)
+	h, c, bkt, outs := newHandler(t)
 	h.partSize = 5 << 20
 	raw, err := io.ReadAll(transformtest.CharacterPage(36 << 20))
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := "raw/character/huge.json"
-	put(t, c, bucket, key, raw, map[string]string{"fetched-at": goldenFetchedAt})
-	if err := h.Handle(context.Background(), s3Event(t, bucket, "ObjectCreated:Put", key)); err != nil {
+	put(t, c, bkt, key, raw, map[string]string{"fetched-at": goldenFetchedAt})
+	if err := h.Handle(context.Background(), s3Event(t, bkt, "ObjectCreated:Put", key)); err != nil {
 		t.Fatal(err)
 	}
 	mem := memSink{}
@@ -341,7 +342,7 @@ func TestLargeObjectMultipart(t *testing.T) {
 		t.Fatalf("characters CSV is %d bytes, not more than a part", mem["characters"].Len())
 	}
 	for name, want := range mem {
-		got, out := get(t, c, bucket, transform.ProcessedKey(name, key))
+		got, out := get(t, c, bkt, bucket.ProcessedKey(name, key))
 		if !bytes.Equal(got, want.Bytes()) {
 			t.Errorf("%s: %d bytes, want %d", name, len(got), want.Len())
 		}

@@ -7,11 +7,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 )
 
@@ -29,12 +28,12 @@ const goldenFetchedAt = "2026-11-22T06:00:03.512Z"
 // newHandler returns a handler on a fresh MinIO bucket, and its outcomes.
 func newHandler(t *testing.T) (*Handler, *s3.Client, string, *[]Outcome) {
 	t.Helper()
-	c, bucket := testenv.S3(t)
-	h := New(Config{Bucket: bucket, PathStyle: true}, c, slog.New(slog.DiscardHandler))
+	c, bkt := testenv.S3(t)
+	h := New(Config{Bucket: bkt, PathStyle: true}, c, slog.New(slog.DiscardHandler))
 	h.Now = func() time.Time { return time.Date(2026, 11, 22, 7, 0, 0, 0, time.UTC) }
 	var outs []Outcome
 	h.Observe = func(o Outcome) { outs = append(outs, o) }
-	return h, c, bucket, &outs
+	return h, c, bkt, &outs
 }
 
 // golden reads a file of the transform package's testdata.
@@ -47,19 +46,19 @@ func golden(t *testing.T, name string) []byte {
 	return b
 }
 
-func put(t *testing.T, c *s3.Client, bucket, key string, body []byte, meta map[string]string) {
+func put(t *testing.T, c *s3.Client, bkt, key string, body []byte, meta map[string]string) {
 	t.Helper()
 	if _, err := c.PutObject(context.Background(), &s3.PutObjectInput{
-		Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body), Metadata: meta,
+		Bucket: aws.String(bkt), Key: aws.String(key), Body: bytes.NewReader(body), Metadata: meta,
 	}); err != nil {
 		t.Fatalf("putting %s: %v", key, err)
 	}
 }
 
 // get returns an object's body and metadata; nil when it does not exist.
-func get(t *testing.T, c *s3.Client, bucket, key string) ([]byte, *s3.GetObjectOutput) {
+func get(t *testing.T, c *s3.Client, bkt, key string) ([]byte, *s3.GetObjectOutput) {
 	t.Helper()
-	out, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	out, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bkt), Key: aws.String(key)})
 	var nsk *types.NoSuchKey
 	if errors.As(err, &nsk) {
 		return nil, nil
@@ -76,10 +75,10 @@ func get(t *testing.T, c *s3.Client, bucket, key string) ([]byte, *s3.GetObjectO
 }
 
 // list returns the keys under prefix, sorted.
-func list(t *testing.T, c *s3.Client, bucket, prefix string) []string {
+func list(t *testing.T, c *s3.Client, bkt, prefix string) []string {
 	t.Helper()
 	var keys []string
-	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bkt), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(context.Background())
 		if err != nil {
@@ -93,42 +92,14 @@ func list(t *testing.T, c *s3.Client, bucket, prefix string) []string {
 	return keys
 }
 
-// uploadsInProgress lists multipart uploads not completed nor aborted.
-func uploadsInProgress(t *testing.T, c *s3.Client, bucket string) []string {
-	t.Helper()
-	out, err := c.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for _, u := range out.Uploads {
-		keys = append(keys, aws.ToString(u.Key))
-	}
-	return keys
-}
-
-// eventKey encodes a key as S3 does in event notifications (form encoding
-// per path segment: a space is '+', a '+' is %2B).
-func eventKey(key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = url.QueryEscape(s)
-	}
-	return strings.Join(segs, "/")
-}
-
 // s3Event builds an event as S3 sends it, through JSON, so URLDecodedKey is
 // decoded by aws-lambda-go exactly as in Lambda.
-func s3Event(t *testing.T, bucket, name string, keys ...string) events.S3Event {
+func s3Event(t *testing.T, bkt, name string, keys ...string) events.S3Event {
 	t.Helper()
 	var ev events.S3Event
 	for _, k := range keys {
-		var r events.S3EventRecord
-		r.EventVersion, r.EventSource, r.AWSRegion, r.EventName = "2.1", "aws:s3", "us-east-1", name
-		r.EventTime = time.Date(2026, 11, 22, 6, 0, 4, 0, time.UTC)
-		r.S3.SchemaVersion, r.S3.Bucket.Name, r.S3.Bucket.Arn = "1.0", bucket, "arn:aws:s3:::"+bucket
-		r.S3.Object.Key = eventKey(k)
-		ev.Records = append(ev.Records, r)
+		ev.Records = append(ev.Records, bucket.EventRecord(bucket.Created{Bucket: bkt, Key: k, EventName: name,
+			Time: time.Date(2026, 11, 22, 6, 0, 4, 0, time.UTC)}))
 	}
 	b, err := json.Marshal(ev)
 	if err != nil {
