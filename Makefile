@@ -18,7 +18,7 @@ TEST_FUZZMINIMIZETIME ?= 200x
 FUZZMINIMIZETIME ?= 5s
 FUZZPKGS ?= ./...
 
-.PHONY: help build build-ExtractFunction build-TransformFunction build-LoadFunction build-ExportFunction \
+.PHONY: help build build-ExtractFunction build-TransformFunction build-LoadFunction build-ExportFunction build-ExportRangeFunction \
 	rds-ca test services run bench lint cfn-lint fuzz reliability deploy validate \
 	invoke-extract invoke-transform invoke-load invoke-export clean
 
@@ -39,12 +39,16 @@ build-ExportFunction: ## build the Export function's bootstrap (and the RDS CA b
 	$(GO_LAMBDA_BUILD) ./src/cmd/export
 	@$(MAKE) --no-print-directory rds-ca
 
+build-ExportRangeFunction: ## build the export range worker's bootstrap (and the RDS CA bundle) into $(ARTIFACTS_DIR)
+	$(GO_LAMBDA_BUILD) ./src/cmd/exportrange
+	@$(MAKE) --no-print-directory rds-ca
+
 rds-ca: ## fetch the RDS CA bundle beside the bootstrap (DB_CA_BUNDLE); warns when offline
 	@curl -fsSL --max-time 20 -o $(ARTIFACTS_DIR)/rds-ca-bundle.pem $(RDS_CA_URL) 2>/dev/null \
 	  || { rm -f $(ARTIFACTS_DIR)/rds-ca-bundle.pem; echo "warning: could not fetch the RDS CA bundle ($(RDS_CA_URL)); TLS to RDS will verify against system roots only" >&2; }
 
-build: ## build all four bootstraps under .build/<Function>/ (what sam build produces)
-	@for f in ExtractFunction TransformFunction LoadFunction ExportFunction; do \
+build: ## build every bootstrap under .build/<Function>/ (what sam build produces)
+	@for f in ExtractFunction TransformFunction LoadFunction ExportFunction ExportRangeFunction; do \
 	  mkdir -p .build/$$f && $(MAKE) --no-print-directory build-$$f ARTIFACTS_DIR=$(CURDIR)/.build/$$f || exit 1; \
 	  ls -l .build/$$f/bootstrap; done
 

@@ -27,7 +27,7 @@ var heavy = []string{"github.com/dolthub/", "github.com/johannesboyne/gofakes3",
 // Every Lambda binary links only what it needs: no local-only package, no
 // embedded engine or S3 emulator, and Transform no database code at all.
 func TestLambdaBinariesLinkOnlyWhatTheyNeed(t *testing.T) {
-	for _, fn := range []string{"extract", "transform", "load", "export"} {
+	for _, fn := range []string{"extract", "transform", "load", "export", "exportrange"} {
 		t.Run(fn, func(t *testing.T) {
 			out, err := exec.Command("go", "list", "-deps", "-tags", "lambda.norpc", "./"+fn).CombinedOutput()
 			if err != nil {

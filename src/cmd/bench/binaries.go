@@ -18,7 +18,7 @@ func benchBinaries(ctx context.Context, out io.Writer) ([]figure, error) {
 	}
 	defer os.RemoveAll(dir)
 	var figs []figure
-	for _, fn := range []string{"ExtractFunction", "TransformFunction", "LoadFunction", "ExportFunction"} {
+	for _, fn := range []string{"ExtractFunction", "TransformFunction", "LoadFunction", "ExportFunction", "ExportRangeFunction"} {
 		art := filepath.Join(dir, fn)
 		if err := os.MkdirAll(art, 0o755); err != nil {
 			return figs, err

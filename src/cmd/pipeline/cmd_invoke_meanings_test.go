@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -12,14 +13,16 @@ import (
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/warehousedb"
 )
 
 // With BUCKET naming a bucket that does not exist (a typo, a deleted bucket,
 // a wrong account), the real bootstraps, run as Lambda runs them on events in
 // AWS's shapes, never read it as "nothing to do": Extract fails and says so,
-// Load keeps the message failed (SQS redelivers it, then dead-letters it).
+// Load keeps the message failed (SQS redelivers it, then dead-letters it),
+// Export fails naming the bucket.
 func TestMissingBucketThroughTheRealBootstraps(t *testing.T) {
-	_, dsn := testenv.MySQL(t)
+	db, dsn := testenv.MySQL(t)
 	testenv.S3(t) // MinIO must be there
 	callerUsesMinIO(t)
 	missing := "no-such-bucket-" + strings.ReplaceAll(testenv.RandomName(""), "_", "-")
@@ -46,6 +49,19 @@ func TestMissingBucketThroughTheRealBootstraps(t *testing.T) {
 			"--parameter-overrides", "ApiBaseUrl=" + api}, common...)...)
 		if code == 0 || !strings.Contains(stderr, "the data bucket cannot be written") || !strings.Contains(stderr, missing) {
 			t.Errorf("exit %d; stderr:\n%s", code, stderr)
+		}
+	})
+
+	// Export: the warehouse's tables exist and hold no row, so no row is
+	// due; a missing bucket read as "no watermark yet" made every table
+	// up_to_date with no error. The run fails and names the bucket.
+	t.Run("export", func(t *testing.T) {
+		if err := warehousedb.Migrate(context.Background(), db); err != nil {
+			t.Fatal(err)
+		}
+		code, out, stderr := cli(t, "", append([]string{"invoke", "ExportFunction", "--event", repoFile("events/export-schedule.json")}, common...)...)
+		if code == 0 || strings.Contains(out, "up_to_date") || !strings.Contains(stderr, `bucket \"`+missing+`\" does not exist`) {
+			t.Errorf("exit %d, response %s\nstderr:\n%s", code, out, stderr)
 		}
 	})
 

@@ -499,5 +499,10 @@ func (s *session) export(ctx context.Context) (export.Result, error) {
 	cfg := exportfn.Config{Bucket: s.st.Bucket, PathStyle: true, Prefix: bucket.DefaultExportPrefix, Tables: exportfn.DefaultTables, Lag: 0,
 		ChunkRows: export.DefaultChunkRows, RowGroupRows: export.DefaultRowGroupRows, Compression: export.DefaultCompression,
 		DeadlineMargin: export.DefaultDeadlineMargin}
-	return exportfn.New(cfg, s.st.S3, s.st.DB, s.log.With("function", "export")).Handle(ctx, exportfn.Event{DetailType: "Scheduled Event"})
+	// A table with more due rows than template.yaml's EXPORT_RANGE_ROWS is
+	// fanned out to range workers through a local range queue.
+	rows, workers := templateRanges(s.tpl)
+	cfg.RangeRows = rows
+	res, _, err := runExport(ctx, exportfn.New(cfg, s.st.S3, s.st.DB, s.log.With("function", "export")), workers)
+	return res, err
 }

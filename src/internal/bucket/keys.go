@@ -56,7 +56,13 @@ func ExtractManifestKey(runID string) string {
 // ExportManifestKey is the manifest of an export run of table (the ranges of
 // a fanned-out export and their state).
 func ExportManifestKey(table, runID string) string {
-	return ManifestPrefix + "export/" + table + "/" + runID + ".json"
+	return ExportManifestPrefix(table) + runID + ".json"
+}
+
+// ExportManifestPrefix is where the export run manifests of table are:
+// listed in key order, the last is the latest run when run ids sort by time.
+func ExportManifestPrefix(table string) string {
+	return ManifestPrefix + "export/" + table + "/"
 }
 
 // RawResource returns the first folder of a raw key, which names the API

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,11 @@ import (
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/gzip"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/parquet-go/parquet-go/compress/uncompressed"
+	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
 )
@@ -686,4 +692,55 @@ func (c *column) keyPlaceholder() string {
 		return "CAST(? AS DATETIME(6))"
 	}
 	return "?"
+}
+
+// Compressions lists the Parquet codecs Compression accepts.
+var Compressions = []string{"zstd", "snappy", "gzip", "none"}
+
+func codec(name string) (compress.Codec, error) {
+	switch name {
+	case "", "zstd":
+		return &zstd.Codec{Level: zstd.SpeedFastest}, nil
+	case "snappy":
+		return &snappy.Codec{}, nil
+	case "gzip":
+		return &gzip.Codec{Level: gzip.BestSpeed}, nil
+	case "none":
+		return &uncompressed.Codec{}, nil
+	}
+	return nil, fmt.Errorf("unknown Parquet compression %q (want one of %s)", name, strings.Join(Compressions, ", "))
+}
+
+// parquetSchema is the file schema: one column per MySQL column, in table order.
+func (t *tableInfo) parquetSchema() *parquet.Schema {
+	fields := make([]parquet.Field, len(t.Columns))
+	for i, c := range t.Columns {
+		fields[i] = namedField{Node: c.parquetNode(), name: c.Name}
+	}
+	return parquet.NewSchema(t.Name, orderedGroup{fields: fields})
+}
+
+// orderedGroup is a group node whose fields keep the order given
+// (parquet.Group sorts them by name).
+type orderedGroup struct {
+	parquet.Group
+	fields []parquet.Field
+}
+
+func (g orderedGroup) Fields() []parquet.Field { return g.fields }
+
+type namedField struct {
+	parquet.Node
+	name string
+}
+
+func (f namedField) Name() string { return f.name }
+
+// Value is only used when Go values are deconstructed, which the exporter
+// never does (it writes parquet.Row values); it supports maps for completeness.
+func (f namedField) Value(base reflect.Value) reflect.Value {
+	if base.Kind() == reflect.Map {
+		return base.MapIndex(reflect.ValueOf(f.name))
+	}
+	return reflect.Value{}
 }

@@ -69,29 +69,3 @@ func Specs(tables []string, overrides map[string][]string) []TableSpec {
 	}
 	return specs
 }
-
-// reservedPrefixes are the bucket prefixes the pipeline's stages write and
-// are notified about: exports must stay out of them, or an export would
-// start a Transform or a Load.
-var reservedPrefixes = []string{"raw/", "processed/", "rejected/", "quarantine/", "manifests/"}
-
-// ValidatePrefix checks an export prefix: not empty, ending in "/", no
-// leading "/", no "." or ".." segment, and outside every prefix the
-// pipeline itself uses (raw/ and processed/ trigger the Transform and Load
-// functions).
-func ValidatePrefix(p string) error {
-	if p == "" || !strings.HasSuffix(p, "/") || strings.HasPrefix(p, "/") {
-		return fmt.Errorf("export prefix %q must be non-empty, end with \"/\" and not start with \"/\" (e.g. exports/)", p)
-	}
-	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return fmt.Errorf("export prefix %q has an empty, \".\" or \"..\" segment", p)
-		}
-	}
-	for _, r := range reservedPrefixes {
-		if strings.HasPrefix(p, r) || strings.HasPrefix(r, p) {
-			return fmt.Errorf("export prefix %q overlaps %s, which the pipeline uses (raw/ and processed/ trigger its functions)", p, r)
-		}
-	}
-	return nil
-}

@@ -78,13 +78,19 @@
 // COALESCE, which the exporter recognises and orders by, e.g.
 //
 //	ALTER TABLE orders ADD COLUMN export_position DATETIME(6)
-//	  AS (COALESCE(modifiedDate, createdDate)) VIRTUAL INVISIBLE,
+//	  AS (COALESCE(modifiedDate, createdDate)) STORED INVISIBLE,
 //	  ADD INDEX (export_position);
 //
 // (InnoDB appends the primary key to the index; INVISIBLE keeps it out of
-// SELECT * and out of the exports.) With it, an incremental run reads only
-// the due rows instead of scanning the table. Correctness does not depend
-// on it: both paths use the same predicate and order.
+// SELECT * and out of the exports; STORED, because MariaDB 10.11 returns
+// corrupt rows for some ranges of an indexed virtual column.) The
+// warehouse's own migration 0004 adds exactly this to its four tables.
+// With it, an incremental run reads only the due rows instead of scanning
+// the table. Correctness does not depend on it: both paths use the same
+// predicate and order. go-mysql-server (the local stack's engine) cannot
+// index it (its virtual columns break queries; a stored one is neither
+// invisible nor described in information_schema): there the exporter reads
+// in one ordered query and does not warn.
 //
 // # Files
 //
@@ -101,6 +107,33 @@
 // uploads (memory stays at a few parts and one Parquet row group whatever
 // the table size) and completed only after validation; on any failure the
 // uploads are aborted.
+//
+// Both files are written at once: the reader runs the keyset queries into
+// a small pool of batches (reading the next chunk while the current one is
+// encoded), one goroutine renders the CSV records and another the Parquet
+// pages from the same batches, and parts upload in the background as they
+// fill. TableResult.Stages says how long each stage was busy.
+//
+// # Fan-out
+//
+// With Exporter.RangeRows and a RangeSender, a table with more due rows
+// than RangeRows is not exported by the run itself: the run splits the due
+// rows, in key order, into ranges of at most RangeRows rows, records them
+// in a Manifest (bucket.ExportManifestKey(table, stamp); conditional writes
+// only) with the run's upper bound and the target watermark (the greatest
+// position up to the bound), and sends one RangeMessage per range. Range
+// workers (ExportRange) export one range each, in their own snapshot, into
+// <table>_data_<stamp>_part-NNNN.csv and .parquet, replacing an earlier
+// attempt's parts, and check the count against MySQL's for the range under
+// the same bound; the worker that records the last range moves the
+// watermark, once. Why separate snapshots are enough: a row whose timestamp
+// is at or below the bound at the split can only change to a timestamp
+// above it (modifiedDate is the writer's clock, past the bound by the lag),
+// so every range sees the same rows up to the bound, and a row changed
+// since comes with the next run. A run that finds an unfinished manifest
+// resumes it (finishes it, or sends its pending ranges again) instead of
+// starting another; the watermark's ETag recorded at the split keeps an
+// overlapping run from moving it twice.
 //
 // # Deadline
 //

@@ -11,12 +11,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/fooddb"
 )
 
 // faultyS3 passes calls to S3 but lets a test fail or intercept some.
 type faultyS3 struct {
-	s3API
+	bucket.API
 	put      func(key string) error // before PutObject; an error fails it
 	complete func(key string) error // before CompleteMultipartUpload
 }
@@ -27,7 +28,7 @@ func (f *faultyS3) PutObject(ctx context.Context, in *s3.PutObjectInput, o ...fu
 			return nil, err
 		}
 	}
-	return f.s3API.PutObject(ctx, in, o...)
+	return f.API.PutObject(ctx, in, o...)
 }
 
 func (f *faultyS3) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, o ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
@@ -36,7 +37,7 @@ func (f *faultyS3) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteM
 			return nil, err
 		}
 	}
-	return f.s3API.CompleteMultipartUpload(ctx, in, o...)
+	return f.API.CompleteMultipartUpload(ctx, in, o...)
 }
 
 var errKilled = errors.New("killed")
@@ -48,12 +49,12 @@ func TestKilledBeforeWatermarkLosesNothing(t *testing.T) {
 	seedFood(t, h, 1)
 	h.advance(24 * 365 * time.Hour)
 	e := h.exporter(0, 5)
-	e.S3 = &faultyS3{s3API: h.s3, put: func(key string) error {
-		if strings.HasSuffix(key, WatermarkFile) {
+	e.Bucket = bucket.New(&faultyS3{API: h.s3, put: func(key string) error {
+		if isWatermark(key) {
 			return errKilled
 		}
 		return nil
-	}}
+	}}, h.name)
 	res := e.Run(context.Background(), specsOf(fooddb.Orders, fooddb.Menu))
 	for _, tr := range res.Tables {
 		if tr.Status != StatusFailed || len(tr.Files) != 2 || !errors.Is(tr.Err(), errKilled) {
@@ -93,12 +94,12 @@ func TestFailedPublishKeepsWatermark(t *testing.T) {
 		dt3(h.now()))
 	h.advance(time.Hour)
 	e := h.exporter(0, 1000)
-	e.S3 = &faultyS3{s3API: h.s3, complete: func(key string) error {
+	e.Bucket = bucket.New(&faultyS3{API: h.s3, complete: func(key string) error {
 		if strings.HasSuffix(key, ".parquet") || strings.HasSuffix(key, ".csv") {
 			return errKilled
 		}
 		return nil
-	}}
+	}}, h.name)
 	res := e.Run(context.Background(), specsOf("characters"))
 	tr := res.Tables[0]
 	if tr.Status != StatusFailed || !errors.Is(tr.Err(), errKilled) {
@@ -107,7 +108,7 @@ func TestFailedPublishKeepsWatermark(t *testing.T) {
 	if keys := h.list(h.prefix); len(keys) != 0 {
 		t.Fatalf("objects left after a failed publish: %v", keys)
 	}
-	uploads, err := h.s3.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(h.bucket)})
+	uploads, err := h.s3.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(h.name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,17 +129,17 @@ func TestOverlappingRunsConflict(t *testing.T) {
 	var other Result
 	var once atomic.Bool
 	a := h.exporter(0, 5)
-	a.S3 = &faultyS3{s3API: h.s3, put: func(key string) error {
-		if strings.HasSuffix(key, WatermarkFile) && once.CompareAndSwap(false, true) {
+	a.Bucket = bucket.New(&faultyS3{API: h.s3, put: func(key string) error {
+		if isWatermark(key) && once.CompareAndSwap(false, true) {
 			// B starts and finishes while A is about to move the watermark.
 			h.advance(time.Second)
 			other = h.exporter(0, 5).Run(context.Background(), specsOf(fooddb.Customer))
 		}
 		return nil
-	}}
+	}}, h.name)
 	res := a.Run(context.Background(), specsOf(fooddb.Customer))
 	tr := res.Tables[0]
-	if tr.Status != StatusConflict || !errors.Is(tr.Err(), ErrPreconditionFailed) || len(tr.Files) != 2 {
+	if tr.Status != StatusConflict || !errors.Is(tr.Err(), bucket.ErrPrecondition) || len(tr.Files) != 2 {
 		t.Fatalf("A: %+v", tr)
 	}
 	if other.Tables[0].Status != StatusExported {
@@ -189,7 +190,7 @@ func TestBadConfigurationIsolated(t *testing.T) {
 	h.exec(`CREATE VIEW v_orders AS SELECT * FROM orders`)
 	h.advance(24 * 365 * time.Hour)
 	h.run(h.exporter(0, 5), specsOf(fooddb.Customer)...)
-	wmBefore := string(h.get(h.prefix + "customer/csv/" + WatermarkFile))
+	wmBefore := string(h.get(bucket.WatermarkKey(h.prefix, "customer")))
 	if _, err := fooddb.Mutate(context.Background(), h.db, fooddb.MutateOptions{Inserts: 2, Updates: 2, At: h.now().Add(-time.Second)}); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func TestBadConfigurationIsolated(t *testing.T) {
 	if got := res.Failed(); len(got) != 7 {
 		t.Errorf("Failed() = %v", got)
 	}
-	if got := string(h.get(h.prefix + "customer/csv/" + WatermarkFile)); got != wmBefore {
+	if got := string(h.get(bucket.WatermarkKey(h.prefix, "customer"))); got != wmBefore {
 		t.Errorf("customer's watermark changed by a failed run:\n%s\nwas\n%s", got, wmBefore)
 	}
 	h.checkReplay(fooddb.Orders)
@@ -270,7 +271,7 @@ func TestCorruptWatermarkStopsTheTable(t *testing.T) {
 	h := newHarness(t)
 	seedFood(t, h, 1)
 	h.advance(24 * 365 * time.Hour)
-	if _, err := putIf(context.Background(), h.s3, h.bucket, h.prefix+"menu/csv/"+WatermarkFile, "text/plain", []byte("table=menu\ntimestamp=yesterday\n"), ""); err != nil {
+	if _, err := h.bucket().Put(context.Background(), bucket.WatermarkKey(h.prefix, "menu"), []byte("table=menu\ntimestamp=yesterday\n"), bucket.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	res := h.exporter(0, 5).Run(context.Background(), specsOf(fooddb.Menu, fooddb.Location))
@@ -397,30 +398,7 @@ func TestGeneratedColumnIndexIsUsed(t *testing.T) {
 			t.Errorf("the invisible column is exported")
 		}
 	}
-	var plan string
-	var rows []any
-	q := ti.chunkSQL(true, 10)
-	r, err := h.db.Query("EXPLAIN "+q, "2030-01-01 00:00:00", "2024-01-01 00:00:00", "2024-01-01 00:00:00", 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cols, _ := r.Columns()
-	for r.Next() {
-		rows = make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range rows {
-			ptrs[i] = &rows[i]
-		}
-		if err := r.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		for i, c := range cols {
-			if b, ok := rows[i].([]byte); ok {
-				plan += c + "=" + string(b) + " "
-			}
-		}
-	}
-	r.Close()
+	plan := explain(t, h.db, ti.chunkSQL(true, 10), "2030-01-01 00:00:00", "2024-01-01 00:00:00", "2024-01-01 00:00:00", 3)
 	if !strings.Contains(plan, "ix_export_position") || strings.Contains(plan, "filesort") {
 		t.Errorf("plan does not use the index: %s", plan)
 	}

@@ -40,28 +40,3 @@ func FuzzParseWatermarkColumns(f *testing.F) {
 		}
 	})
 }
-
-// FuzzValidatePrefix: an EXPORT_PREFIX it accepts keeps every export key
-// (<prefix><table>/csv/...) out of the prefixes that trigger the
-// pipeline's functions, and out of "." and ".." segments.
-func FuzzValidatePrefix(f *testing.F) {
-	for _, s := range []string{"exports/", "analytics/food/", "raw/", "raw", "processed/x/", "./", "a/../b/", "/exports/", "", "exports", "rawdata/", "a//b/"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, p string) {
-		if ValidatePrefix(p) != nil {
-			return
-		}
-		key := p + "characters/csv/" + WatermarkFile
-		for _, r := range reservedPrefixes {
-			if strings.HasPrefix(key, r) {
-				t.Fatalf("prefix %q accepted: export key %q is under %s", p, key, r)
-			}
-		}
-		for _, seg := range strings.Split(p, "/")[:strings.Count(p, "/")] {
-			if seg == "" || seg == "." || seg == ".." {
-				t.Fatalf("prefix %q accepted with segment %q", p, seg)
-			}
-		}
-	})
-}

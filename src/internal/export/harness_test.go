@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"io"
+	"path"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 )
@@ -28,7 +31,7 @@ type harness struct {
 	db     *sql.DB
 	dsn    string
 	s3     *s3.Client
-	bucket string
+	name   string // of the bucket
 	prefix string
 
 	mu    sync.Mutex
@@ -37,11 +40,24 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	api, name := testenv.S3(t)
+	return newHarnessOn(t, api, name)
+}
+
+// newHarnessOn is a harness whose bucket is name on the S3 server api
+// reaches.
+func newHarnessOn(t *testing.T, api *s3.Client, name string) *harness {
+	t.Helper()
 	db, dsn := testenv.MySQL(t)
-	api, bucket := testenv.S3(t)
-	return &harness{t: t, db: db, dsn: dsn, s3: api, bucket: bucket, prefix: "exports/",
+	return &harness{t: t, db: db, dsn: dsn, s3: api, name: name, prefix: bucket.DefaultExportPrefix,
 		clock: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
+
+// bucket is the harness's bucket, through the real SDK client.
+func (h *harness) bucket() *bucket.Bucket { return bucket.New(h.s3, h.name) }
+
+// isWatermark reports whether key is a table's watermark object.
+func isWatermark(key string) bool { return path.Base(key) == path.Base(bucket.WatermarkKey("p/", "t")) }
 
 func (h *harness) now() time.Time {
 	h.mu.Lock()
@@ -59,8 +75,8 @@ func (h *harness) advance(d time.Duration) time.Time {
 // exporter returns an Exporter on the harness with the virtual clock.
 func (h *harness) exporter(lag time.Duration, chunk int) *Exporter {
 	return &Exporter{
-		DB: h.db, S3: h.s3, Bucket: h.bucket, Prefix: h.prefix,
-		Lag: lag, ChunkRows: chunk, RowGroupRows: 64, PartSize: minPartSize,
+		DB: h.db, Bucket: h.bucket(), Prefix: h.prefix,
+		Lag: lag, ChunkRows: chunk, RowGroupRows: 64, PartSize: bucket.MinPartSize,
 		Now:     h.now,
 		DBClock: func(context.Context, *sql.Tx) (time.Time, error) { return h.now(), nil },
 	}
@@ -88,7 +104,7 @@ func specsOf(names ...string) []TableSpec { return Specs(names, nil) }
 func (h *harness) list(prefix string) []string {
 	h.t.Helper()
 	var keys []string
-	p := s3.NewListObjectsV2Paginator(h.s3, &s3.ListObjectsV2Input{Bucket: aws.String(h.bucket), Prefix: aws.String(prefix)})
+	p := s3.NewListObjectsV2Paginator(h.s3, &s3.ListObjectsV2Input{Bucket: aws.String(h.name), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(context.Background())
 		if err != nil {
@@ -103,7 +119,7 @@ func (h *harness) list(prefix string) []string {
 
 func (h *harness) get(key string) []byte {
 	h.t.Helper()
-	out, err := h.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(h.bucket), Key: aws.String(key)})
+	out, err := h.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(h.name), Key: aws.String(key)})
 	if err != nil {
 		h.t.Fatalf("get %s: %v", key, err)
 	}
@@ -117,12 +133,12 @@ func (h *harness) get(key string) []byte {
 
 func (h *harness) watermark(table string) (Watermark, bool) {
 	h.t.Helper()
-	b, _, found, err := readObject(context.Background(), h.s3, h.bucket, h.prefix+table+"/csv/"+WatermarkFile, maxWatermarkSize)
+	b, _, err := h.bucket().ReadAll(context.Background(), bucket.WatermarkKey(h.prefix, table), maxWatermarkSize)
+	if errors.Is(err, bucket.ErrGone) {
+		return Watermark{}, false
+	}
 	if err != nil {
 		h.t.Fatal(err)
-	}
-	if !found {
-		return Watermark{}, false
 	}
 	w, err := ParseWatermark(b)
 	if err != nil {
@@ -131,7 +147,7 @@ func (h *harness) watermark(table string) (Watermark, bool) {
 	return w, true
 }
 
-var fileName = regexp.MustCompile(`_data_(\d{8}_\d{6})(?:_(\d+))?\.(csv|parquet)$`)
+var fileName = regexp.MustCompile(`_data_(\d{8}_\d{6})(?:_(\d+)|_part-(\d{4}))?\.(csv|parquet)$`)
 
 // dataFiles lists a table's CSV or Parquet files in run order.
 func (h *harness) dataFiles(table, format string) []string {
@@ -141,13 +157,13 @@ func (h *harness) dataFiles(table, format string) []string {
 	for _, k := range keys {
 		if fileName.MatchString(k) {
 			files = append(files, k)
-		} else if !strings.HasSuffix(k, "/"+WatermarkFile) {
+		} else if !isWatermark(k) {
 			h.t.Errorf("unexpected object %s", k)
 		}
 	}
 	order := func(k string) (string, int) {
 		m := fileName.FindStringSubmatch(k)
-		n, _ := strconv.Atoi(m[2])
+		n, _ := strconv.Atoi(m[2] + m[3]) // a run's attempt, or its part
 		return m[1], n
 	}
 	sort.Slice(files, func(i, j int) bool {

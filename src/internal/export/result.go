@@ -18,6 +18,10 @@ const (
 	StatusPartial Status = "partial"
 	// StatusUpToDate: no row was due; nothing was written.
 	StatusUpToDate Status = "up_to_date"
+	// StatusFannedOut: more rows were due than EXPORT_RANGE_ROWS: they were
+	// split into ranges for the range workers (or an unfinished fanned-out
+	// run was resumed); the watermark moves when the last range is stored.
+	StatusFannedOut Status = "fanned_out"
 	// StatusDeferred: the deadline came before the table was started.
 	StatusDeferred Status = "deferred"
 	// StatusFailed: an error; the watermark did not move (an error after the
@@ -47,10 +51,22 @@ type TableResult struct {
 	To           string        `json:"watermark_to,omitempty"`   // position after the run
 	UpperBound   string        `json:"upper_bound,omitempty"`    // database clock minus the lag
 	Duration     time.Duration `json:"duration_ns"`
+	Stages       Stages        `json:"stages"`
 	Warnings     []string      `json:"warnings,omitempty"`
 	Error        string        `json:"error,omitempty"`
 
 	err error
+}
+
+// Stages is where a table's export spent its time. The stages overlap (the
+// reader runs ahead of both encoders, which run at once, while parts
+// upload), so they add up to more than the table's duration.
+type Stages struct {
+	Read          time.Duration `json:"read_ns"`           // MySQL: the queries, and scanning rows into Parquet values
+	EncodeCSV     time.Duration `json:"encode_csv_ns"`     // rendering CSV records
+	EncodeParquet time.Duration `json:"encode_parquet_ns"` // Parquet pages: columns, encodings, compression
+	Upload        time.Duration `json:"upload_ns"`         // waiting for part uploads, and publishing the objects
+	Validate      time.Duration `json:"validate_ns"`       // the count in MySQL, and the stored sizes
 }
 
 // Err is the table's error, nil unless it failed or conflicted.

@@ -12,10 +12,6 @@ import (
 	"unicode/utf8"
 )
 
-// WatermarkFile is the name of a table's watermark object, under
-// <prefix><table>/csv/.
-const WatermarkFile = "last_extract.txt"
-
 // TimeLayout is how the watermark file writes instants: RFC 3339, UTC,
 // always six fractional digits.
 const TimeLayout = "2006-01-02T15:04:05.000000Z"
@@ -25,7 +21,8 @@ const TimeLayout = "2006-01-02T15:04:05.000000Z"
 const maxWatermarkSize = 64 << 10
 
 // Watermark is a table's export position and a record of the run that
-// stored it. It is the content of <prefix><table>/csv/last_extract.txt.
+// stored it. It is the content of bucket.WatermarkKey(prefix, table):
+// <prefix><table>/csv/last_extract.txt.
 //
 // In the incremental phase the position is (Timestamp, Key): every row
 // whose position (COALESCE(watermark columns…), primary key…) is at or

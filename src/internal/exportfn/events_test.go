@@ -16,7 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/secrets"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/secrets/secretstest"
@@ -64,7 +66,7 @@ func readEvent(t *testing.T) Event {
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-func setup(t *testing.T) (dsn string, api *s3.Client, bucket string) {
+func setup(t *testing.T) (dsn string, api *s3.Client, bucketName string) {
 	t.Helper()
 	db, dsn := testenv.MySQL(t)
 	for _, q := range warehouseDDL {
@@ -72,13 +74,13 @@ func setup(t *testing.T) (dsn string, api *s3.Client, bucket string) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	api, bucket = testenv.S3(t)
-	return dsn, api, bucket
+	api, bucketName = testenv.S3(t)
+	return dsn, api, bucketName
 }
 
-func listKeys(t *testing.T, api *s3.Client, bucket string) []string {
+func listKeys(t *testing.T, api *s3.Client, bucketName string) []string {
 	t.Helper()
-	out, err := api.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	out, err := api.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucketName)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +93,8 @@ func listKeys(t *testing.T, api *s3.Client, bucket string) []string {
 
 func TestScheduleEventExportsWarehouseTables(t *testing.T) {
 	ev := readEvent(t)
-	dsn, api, bucket := setup(t)
-	cfg, err := ConfigFromEnv(env(map[string]string{"BUCKET": bucket, "MYSQL_DSN": dsn, "EXPORT_LAG": "1s"}))
+	dsn, api, bucketName := setup(t)
+	cfg, err := ConfigFromEnv(env(map[string]string{"BUCKET": bucketName, "MYSQL_DSN": dsn, "EXPORT_LAG": "1s"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,9 +115,9 @@ func TestScheduleEventExportsWarehouseTables(t *testing.T) {
 			t.Errorf("%s: %+v", tr.Table, tr)
 		}
 	}
-	keys := listKeys(t, api, bucket)
+	keys := listKeys(t, api, bucketName)
 	for _, tb := range DefaultTables {
-		for _, k := range []string{"exports/" + tb + "/csv/" + export.WatermarkFile} {
+		for _, k := range []string{bucket.WatermarkKey(bucket.DefaultExportPrefix, tb)} {
 			if !slices.Contains(keys, k) {
 				t.Errorf("missing %s in %v", k, keys)
 			}
@@ -190,8 +192,8 @@ func TestConfigFromEnv(t *testing.T) {
 // shows up in errors or logs.
 func TestUnreadableSecretChangesNothing(t *testing.T) {
 	ev := readEvent(t)
-	dsn, api, bucket := setup(t)
-	good, err := ConfigFromEnv(env(map[string]string{"BUCKET": bucket, "MYSQL_DSN": dsn, "EXPORT_LAG": "1s"}))
+	dsn, api, bucketName := setup(t)
+	good, err := ConfigFromEnv(env(map[string]string{"BUCKET": bucketName, "MYSQL_DSN": dsn, "EXPORT_LAG": "1s"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,21 +201,20 @@ func TestUnreadableSecretChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := map[string]string{}
-	for _, k := range listKeys(t, api, bucket) {
-		out, err := api.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)})
+	for _, k := range listKeys(t, api, bucketName) {
+		out, err := api.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucketName), Key: aws.String(k)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		before[k] = aws.ToString(out.ETag)
 	}
 
-	fake := secretstest.New()
-	defer fake.Close()
+	fake := secretstest.New(t)
 	const password = "Kn0wn-P@ssw0rd-xyz"
-	fake.SetSecret("arn:aws:secretsmanager:us-east-1:1:secret:wrong", `{"username":"root","password":"`+password+`"}`)
+	wrongARN := fake.SetSecret(t, "wrong", `{"username":"root","password":"`+password+`"}`)
 	resolver := &secrets.Resolver{SSM: fake.SSM(), SecretsManager: fake.SecretsManager()}
-	for _, arn := range []string{"arn:aws:secretsmanager:us-east-1:1:secret:missing", "arn:aws:secretsmanager:us-east-1:1:secret:wrong"} {
-		cfg, err := ConfigFromEnv(env(map[string]string{"BUCKET": bucket, "DB_HOST": "127.0.0.1", "DB_NAME": "x", "DB_SECRET_ARN": arn, "DB_TLS": "false"}))
+	for _, arn := range []string{"arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf", wrongARN} {
+		cfg, err := ConfigFromEnv(env(map[string]string{"BUCKET": bucketName, "DB_HOST": "127.0.0.1", "DB_NAME": "x", "DB_SECRET_ARN": arn, "DB_TLS": "false"}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,14 +239,67 @@ func TestUnreadableSecretChangesNothing(t *testing.T) {
 			}
 		}
 	}
-	after := listKeys(t, api, bucket)
+	after := listKeys(t, api, bucketName)
 	if len(after) != len(before) {
 		t.Errorf("objects changed: %v -> %v", before, after)
 	}
 	for _, k := range after {
-		out, err := api.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)})
+		out, err := api.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucketName), Key: aws.String(k)})
 		if err != nil || aws.ToString(out.ETag) != before[k] {
 			t.Errorf("%s changed", k)
 		}
+	}
+}
+
+// A scheduled run whose BUCKET does not exist fails, naming the bucket, on
+// MinIO and on the local stack's S3, with the S3 client built as main
+// builds it: no table is "up to date" (that was a missing bucket read as
+// "no watermark yet", with no row due).
+func TestMissingBucketFailsTheRun(t *testing.T) {
+	ev := readEvent(t)
+	local, err := locals3.Start(context.Background(), locals3.Options{DataDir: t.TempDir(), Bucket: "export-local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	servers := map[string]aws.Config{"minio": testenv.S3Config(), "locals3": local.AWSConfig()}
+	for name, s3cfg := range servers {
+		t.Run(name, func(t *testing.T) {
+			dsn, _, _ := setup(t)
+			creds, err := s3cfg.Credentials.Retrieve(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range map[string]string{"AWS_ENDPOINT_URL_S3": aws.ToString(s3cfg.BaseEndpoint), "AWS_REGION": "us-east-1",
+				"AWS_ACCESS_KEY_ID": creds.AccessKeyID, "AWS_SECRET_ACCESS_KEY": creds.SecretAccessKey, "AWS_SESSION_TOKEN": "", "AWS_PROFILE": ""} {
+				t.Setenv(k, v)
+			}
+			missing := testenv.RandomName("no-such-bucket-")
+			// The rows are an hour old: with a 2h lag none is due.
+			for k, v := range map[string]string{"BUCKET": missing, "MYSQL_DSN": dsn, "EXPORT_LAG": "2h", "S3_FORCE_PATH_STYLE": "true"} {
+				t.Setenv(k, v)
+			}
+			// Wired as the bootstrap's main wires it, from the environment.
+			var logs bytes.Buffer
+			h, err := FromEnv(context.Background(), os.Getenv, slog.New(slog.NewJSONHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := h.Handle(context.Background(), ev)
+			if err == nil || !strings.Contains(err.Error(), `bucket "`+missing+`" does not exist`) {
+				t.Fatalf("Handle error = %v, want the missing bucket named", err)
+			}
+			if len(res.Tables) != len(DefaultTables) {
+				t.Fatalf("result %+v", res)
+			}
+			for _, tr := range res.Tables {
+				if tr.Status != export.StatusFailed || !errors.Is(tr.Err(), bucket.ErrNoBucket) {
+					t.Errorf("%s: status %s, error %q", tr.Table, tr.Status, tr.Error)
+				}
+			}
+			if !strings.Contains(logs.String(), `"msg":"table export failed"`) {
+				t.Errorf("no failure logged:\n%s", logs.String())
+			}
+		})
 	}
 }

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/envconfig"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/mysqldb"
@@ -40,33 +40,43 @@ type Config struct {
 	RowGroupRows     int
 	Compression      string
 	DeadlineMargin   time.Duration
-	DB               mysqldb.Config
+	// RangeRows > 0 fans out a table with more due rows than this to the
+	// range queue at RangeQueueURL (see export.Exporter.RangeRows).
+	RangeRows     int
+	RangeQueueURL string
+	DB            mysqldb.Config
 }
 
 // ConfigFromEnv reads the configuration and reports every problem at once:
 // BUCKET (or EXPORT_BUCKET), EXPORT_PREFIX (exports/), EXPORT_TABLES,
 // EXPORT_LAG (30s), EXPORT_WATERMARK_COLUMNS (table=col1:col2;...),
 // EXPORT_CHUNK_ROWS, EXPORT_ROW_GROUP_ROWS, EXPORT_PARQUET_COMPRESSION
-// (zstd|snappy|gzip|none), EXPORT_DEADLINE_MARGIN (30s), S3_FORCE_PATH_STYLE
+// (zstd|snappy|gzip|none), EXPORT_DEADLINE_MARGIN (30s), EXPORT_RANGE_ROWS
+// (0: no fan-out) and EXPORT_RANGE_QUEUE_URL, S3_FORCE_PATH_STYLE
 // and the database variables of mysqldb.ConfigFromEnv.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env := envconfig.New(getenv)
 	c := Config{
 		Bucket:         env.String("EXPORT_BUCKET", ""),
 		PathStyle:      env.Bool("S3_FORCE_PATH_STYLE", false),
-		Prefix:         env.String("EXPORT_PREFIX", "exports/"),
+		Prefix:         env.String("EXPORT_PREFIX", bucket.DefaultExportPrefix),
 		Tables:         env.List("EXPORT_TABLES", DefaultTables),
 		Lag:            env.Duration("EXPORT_LAG", export.DefaultLag),
 		ChunkRows:      env.Int("EXPORT_CHUNK_ROWS", export.DefaultChunkRows, 1, 10_000_000),
 		RowGroupRows:   env.Int("EXPORT_ROW_GROUP_ROWS", export.DefaultRowGroupRows, 1_000, 10_000_000),
 		Compression:    env.OneOf("EXPORT_PARQUET_COMPRESSION", export.DefaultCompression, export.Compressions...),
 		DeadlineMargin: env.Duration("EXPORT_DEADLINE_MARGIN", export.DefaultDeadlineMargin),
+		RangeRows:      env.Int("EXPORT_RANGE_ROWS", 0, 0, 1_000_000_000),
+		RangeQueueURL:  env.String("EXPORT_RANGE_QUEUE_URL", ""),
 		DB:             mysqldb.ConfigFromEnv(env),
+	}
+	if c.RangeRows > 0 && c.RangeQueueURL == "" {
+		env.Fail("EXPORT_RANGE_ROWS=%d needs EXPORT_RANGE_QUEUE_URL, the range queue", c.RangeRows)
 	}
 	if c.Bucket == "" {
 		c.Bucket = env.Required("BUCKET")
 	}
-	if err := export.ValidatePrefix(c.Prefix); err != nil {
+	if err := bucket.ValidateExportPrefix(c.Prefix); err != nil {
 		env.Fail("EXPORT_PREFIX: %v", err)
 	}
 	if len(c.Tables) == 0 {
@@ -93,18 +103,24 @@ type Event struct {
 
 // Handler handles schedule events.
 type Handler struct {
-	cfg Config
-	s3  *s3.Client
-	db  *mysqldb.Connector
-	log *slog.Logger
+	cfg    Config
+	bucket *bucket.Bucket
+	db     *mysqldb.Connector
+	log    *slog.Logger
 	// Now is the clock of file names and deadline checks.
 	Now func() time.Time
+	// Ranges receives the ranges of a fanned-out run (an SQSSender on AWS,
+	// the local queue in `pipeline`); nil: no fan-out.
+	Ranges export.RangeSender
 }
 
-// New returns a Handler.
-func New(cfg Config, s3c *s3.Client, db *mysqldb.Connector, log *slog.Logger) *Handler {
-	return &Handler{cfg: cfg, s3: s3c, db: db, log: log, Now: time.Now}
+// New returns a Handler exporting to cfg.Bucket through api (an *s3.Client).
+func New(cfg Config, api bucket.API, db *mysqldb.Connector, log *slog.Logger) *Handler {
+	return &Handler{cfg: cfg, bucket: bucket.New(api, cfg.Bucket), db: db, log: log, Now: time.Now}
 }
+
+// Config is the handler's configuration.
+func (h *Handler) Config() Config { return h.cfg }
 
 // Handle runs one export of every configured table (or the event's).
 func (h *Handler) Handle(ctx context.Context, ev Event) (export.Result, error) {
@@ -129,9 +145,10 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (export.Result, error) {
 		return res, fmt.Errorf("export run %s: %w", runID, err)
 	}
 	e := &export.Exporter{
-		DB: db, S3: h.s3, Bucket: h.cfg.Bucket, Prefix: h.cfg.Prefix,
+		DB: db, Bucket: h.bucket, Prefix: h.cfg.Prefix,
 		Lag: h.cfg.Lag, ChunkRows: h.cfg.ChunkRows, RowGroupRows: h.cfg.RowGroupRows,
 		Compression: h.cfg.Compression, DeadlineMargin: h.cfg.DeadlineMargin,
+		RangeRows: h.cfg.RangeRows, Ranges: h.Ranges,
 		RunID: runID, Now: h.Now,
 	}
 	res := e.Run(ctx, specs)

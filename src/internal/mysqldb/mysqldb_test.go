@@ -26,14 +26,13 @@ func TestConnectorReadsThePasswordFromSSMAndSecretsManager(t *testing.T) {
 	}
 	defer admin.ExecContext(ctx, "DROP USER ?@'%'", user)
 
-	fake := secretstest.New()
-	defer fake.Close()
-	fake.SetParameter("/rm/db/password", password)
-	fake.SetSecret("arn:rds", `{"username":"`+user+`","password":"`+password+`"}`)
+	fake := secretstest.New(t)
+	fake.SetParameter(t, "/rm/db/password", password)
+	rdsARN := fake.SetSecret(t, "rds", `{"username":"`+user+`","password":"`+password+`"}`)
 
 	for _, src := range []secrets.Source{
 		{User: user, PasswordParam: "/rm/db/password"},
-		{SecretARN: "arn:rds"},
+		{SecretARN: rdsARN},
 	} {
 		cfg := mysqldb.Config{Host: "127.0.0.1", Port: 3306, Name: "", Secrets: src, TLS: mysqldb.TLSOff, MaxOpenConns: 2}
 		conn := mysqldb.NewConnector(cfg, &secrets.Resolver{SSM: fake.SSM(), SecretsManager: fake.SecretsManager()})
@@ -52,7 +51,7 @@ func TestConnectorReadsThePasswordFromSSMAndSecretsManager(t *testing.T) {
 	}
 
 	// A wrong password: the error says access was denied and never shows a password.
-	fake.SetParameter("/rm/db/password", "wrong-"+password)
+	fake.SetParameter(t, "/rm/db/password", "wrong-"+password)
 	conn := mysqldb.NewConnector(mysqldb.Config{Host: "127.0.0.1", Port: 3306, Secrets: secrets.Source{User: user, PasswordParam: "/rm/db/password"}, TLS: mysqldb.TLSOff, MaxOpenConns: 1},
 		&secrets.Resolver{SSM: fake.SSM()})
 	_, err := conn.DB(ctx)

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/dataeng/rickmorty-pipeline/src/internal/export"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/exportfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/extractfn"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/fakeapi"
@@ -205,7 +205,7 @@ func TestReliabilityHostileScheduleEvents(t *testing.T) {
 		}
 	}
 	for _, table := range []string{warehouse.Locations, warehouse.Episodes} {
-		if _, ok := w.get("exports/" + table + "/csv/" + export.WatermarkFile); !ok {
+		if _, ok := w.get(bucket.WatermarkKey(bucket.DefaultExportPrefix, table)); !ok {
 			t.Errorf("%s: not exported beside the bad tables (no watermark)", table)
 		}
 	}

@@ -154,13 +154,12 @@ func TestReliabilitySecretsNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fake := secretstest.New()
-	defer fake.Close()
-	fake.SetParameter("/rm/db/password", pw.full)
-	fake.SetParameter("/rm/db/wrong", wrong.full)
-	fake.SetSecret("arn:aws:secretsmanager:us-east-1:1:secret:rm", `{"username":"`+user+`","password":`+secretJSON(pw.full)+`}`)
-	fake.SetSecret("arn:aws:secretsmanager:us-east-1:1:secret:wrong", `{"username":"`+user+`","password":`+secretJSON(wrong.full)+`}`)
-	fake.SetSecret("arn:aws:secretsmanager:us-east-1:1:secret:broken", `{"username":"`+user+`","password":"`+pw.full) // truncated JSON
+	fake := secretstest.New(t)
+	fake.SetParameter(t, "/rm/db/password", pw.full)
+	fake.SetParameter(t, "/rm/db/wrong", wrong.full)
+	rmARN := fake.SetSecret(t, "rm", `{"username":"`+user+`","password":`+secretJSON(pw.full)+`}`)
+	wrongARN := fake.SetSecret(t, "wrong", `{"username":"`+user+`","password":`+secretJSON(wrong.full)+`}`)
+	brokenARN := fake.SetSecret(t, "broken", `{"username":"`+user+`","password":"`+pw.full) // truncated JSON
 
 	dsn := func(p secretValue, addr string) string {
 		c := mysql.NewConfig()
@@ -182,17 +181,17 @@ func TestReliabilitySecretsNeverLeak(t *testing.T) {
 	withReserve := func(m map[string]string, r string) map[string]string { m["LOAD_DEADLINE_RESERVE"] = r; return m }
 	scenarios := []secretScenario{
 		{name: "SSM SecureString", env: ssm("/rm/db/password", port), works: true},
-		{name: "Secrets Manager", env: sm("arn:aws:secretsmanager:us-east-1:1:secret:rm", port), works: true},
+		{name: "Secrets Manager", env: sm(rmARN, port), works: true},
 		{name: "DSN", env: map[string]string{"MYSQL_DSN": dsn(pw, dc.Addr)}, works: true},
 		{name: "SSM wrong password", env: ssm("/rm/db/wrong", port), reason: "Access denied for user"},
-		{name: "Secrets Manager wrong password", env: sm("arn:aws:secretsmanager:us-east-1:1:secret:wrong", port), reason: "Access denied for user"},
+		{name: "Secrets Manager wrong password", env: sm(wrongARN, port), reason: "Access denied for user"},
 		{name: "DSN wrong password", env: map[string]string{"MYSQL_DSN": dsn(wrong, dc.Addr)}, reason: "Access denied for user"},
-		{name: "Secrets Manager malformed secret", env: sm("arn:aws:secretsmanager:us-east-1:1:secret:broken", port), reason: "not a JSON object with username and password"},
+		{name: "Secrets Manager malformed secret", env: sm(brokenARN, port), reason: "not a JSON object with username and password"},
 		{name: "SSM parameter missing", env: ssm("/rm/db/missing", port), reason: "reading SSM parameter /rm/db/missing"},
 		{name: "DSN malformed", env: map[string]string{"MYSQL_DSN": strings.TrimSuffix(dsn(pw, dc.Addr), "/"+dc.DBName) + "(("}, reason: "MYSQL_DSN is not a valid go-sql-driver DSN"},
 		{name: "server down (SSM)", env: ssm("/rm/db/password", down), reason: "connection refused"},
 		{name: "server down (DSN)", env: map[string]string{"MYSQL_DSN": dsn(pw, net.JoinHostPort(host, down))}, reason: "connection refused"},
-		{name: "server hangs past the deadline (Secrets Manager)", env: withReserve(sm("arn:aws:secretsmanager:us-east-1:1:secret:rm", hang), "100ms"), timeout: time.Second, reason: "deadline"},
+		{name: "server hangs past the deadline (Secrets Manager)", env: withReserve(sm(rmARN, hang), "100ms"), timeout: time.Second, reason: "deadline"},
 		{name: "server hangs past the deadline (DSN)", env: withReserve(map[string]string{"MYSQL_DSN": dsn(pw, net.JoinHostPort(host, hang))}, "100ms"), timeout: time.Second, reason: "deadline"},
 		{name: "too little time left (SSM)", env: withReserve(ssm("/rm/db/password", port), "10s"), timeout: 2 * time.Second, reason: "too little time left before the deadline", deferred: true},
 	}

@@ -28,6 +28,8 @@ var configReaders = map[string]func(getenv func(string) string) (any, error){
 	"TransformFunction": func(g func(string) string) (any, error) { return transformfn.ConfigFromEnv(g) },
 	"LoadFunction":      func(g func(string) string) (any, error) { return loadfn.ConfigFromEnv(g) },
 	"ExportFunction":    func(g func(string) string) (any, error) { return exportfn.ConfigFromEnv(g) },
+	// The range worker is ExportFunction's code with another entry point.
+	"ExportRangeFunction": func(g func(string) string) (any, error) { return exportfn.ConfigFromEnv(g) },
 }
 
 // sdkVariables are read by the AWS SDK, not by our code; the template
@@ -132,6 +134,7 @@ func TestTemplateValuesAreTheCodeDefaults(t *testing.T) {
 		"DB_USER":           "the DbUser parameter",
 		"DB_PASSWORD_PARAM": "the DbPasswordParameter parameter",
 		"DB_CA_BUNDLE":      "the RDS CA bundle that the build puts beside the bootstrap",
+		"EXPORT_RANGE_ROWS": "the ExportRangeRows parameter: fan-out on for the scheduled export",
 	}
 	// A stack with every required value: a reader that fails without one
 	// variable shows that variable is required.

@@ -164,8 +164,16 @@ func TestLocalInvokeCheckFailsOnTheOldEnvJSON(t *testing.T) {
 	}
 	problems, _ := localInvokeProblems(t, projectTemplate(t), data)
 	want := `ExportFunction: EXPORT_BUCKET resolves to "local-data-123456789012-us-east-1", which is not the local stack's bucket rick-morty-local`
-	if len(problems) != 1 || problems[0] != want {
-		t.Errorf("problems:\n%s\nwant exactly:\n%s", strings.Join(problems, "\n"), want)
+	// The other problems are the fan-out's, which that env.json predates:
+	// the range queue's URL, and the range worker it has no entry for.
+	var others []string
+	for _, p := range problems {
+		if p != want && !strings.HasPrefix(p, "ExportRangeFunction: ") && !strings.HasPrefix(p, "ExportFunction: EXPORT_RANGE_QUEUE_URL ") {
+			others = append(others, p)
+		}
+	}
+	if !slices.Contains(problems, want) || len(others) != 0 {
+		t.Errorf("problems:\n%s\nwant:\n%s\n(and the fan-out's only)", strings.Join(problems, "\n"), want)
 	}
 }
 

@@ -45,7 +45,7 @@ var (
 )
 
 // The pipeline's functions, in the order data flows through them.
-var pipelineFunctions = []string{"ExtractFunction", "TransformFunction", "LoadFunction", "ExportFunction"}
+var pipelineFunctions = []string{"ExtractFunction", "TransformFunction", "LoadFunction", "ExportFunction", "ExportRangeFunction"}
 
 func projectTemplate(tb testing.TB) *Template {
 	tb.Helper()
@@ -419,7 +419,9 @@ func TestEnvironment(t *testing.T) {
 		"EXPORT_TABLES":            "characters,locations,episodes,character_episodes",
 		"EXPORT_WATERMARK_COLUMNS": "", "EXPORT_PARQUET_COMPRESSION": "zstd", "EXPORT_CHUNK_ROWS": "100000",
 		"EXPORT_ROW_GROUP_ROWS": "131072", "EXPORT_DEADLINE_MARGIN": "30s",
+		"EXPORT_RANGE_ROWS": "1000000", "EXPORT_RANGE_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/rm-test-export-ranges",
 	}
+	exportRange := map[string]string{"EXPORT_RANGE_ROWS": "0", "EXPORT_RANGE_QUEUE_URL": ""}
 	extract := map[string]string{
 		"API_BASE_URL": "https://rickandmortyapi.com/api", "CRAWL_CONCURRENCY": "4",
 		"REQUEST_TIMEOUT": "10s", "RETRY_MAX": "5", "RETRY_BUDGET": "100",
@@ -448,6 +450,8 @@ func TestEnvironment(t *testing.T) {
 		// A given bucket name reaches every variable naming the bucket.
 		{"TransformFunction", namedStack, join(common, map[string]string{"BUCKET": "my-own-bucket"})},
 		{"ExportFunction", namedStack, join(common, db, export, map[string]string{"BUCKET": "my-own-bucket", "EXPORT_BUCKET": "my-own-bucket", "EXPORT_PREFIX": "exports/team-a/"})},
+		{"ExportRangeFunction", deployed, join(common, db, export, exportRange)},
+		{"ExportRangeFunction", namedStack, join(common, db, export, exportRange, map[string]string{"BUCKET": "my-own-bucket", "EXPORT_BUCKET": "my-own-bucket", "EXPORT_PREFIX": "exports/team-a/"})},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %v", tt.fn, tt.stack.Parameters), func(t *testing.T) {
@@ -933,9 +937,10 @@ func deadLetterQueues(tb testing.TB, tpl *Template) []string {
 func TestDeadLetterQueueAlarms(t *testing.T) {
 	tpl := projectTemplate(t)
 	dlqs := deadLetterQueues(t, tpl)
-	// One failure path per function: Load by redrive, Transform by its
-	// on-failure destination, Extract and Export by their schedules'.
-	if len(dlqs) != 4 {
+	// One failure path per function: Load and ExportRange by redrive,
+	// Transform by its on-failure destination, Extract and Export by their
+	// schedules'.
+	if len(dlqs) != len(pipelineFunctions) {
 		t.Fatalf("dead-letter queues = %v, want one per function", dlqs)
 	}
 	alarmed := map[string]bool{}
@@ -1024,7 +1029,7 @@ func TestVpcOnlyUnderCondition(t *testing.T) {
 	wantVpc := map[string]any{"SubnetIds": []any{"subnet-1", "subnet-2"}, "SecurityGroupIds": []any{"sg-1"}}
 	for _, fnID := range tpl.ResourceIDs(FunctionType) {
 		t.Run(fnID, func(t *testing.T) {
-			inVpc := fnID == "LoadFunction" || fnID == "ExportFunction"
+			inVpc := fnID == "LoadFunction" || fnID == "ExportFunction" || fnID == "ExportRangeFunction"
 			vc := function(t, tpl, fnID)["VpcConfig"]
 			role, _ := tpl.Resource(roleOf(t, tpl, fnID))
 			managed := func(s Stack) []string {
@@ -1463,24 +1468,41 @@ func TestDataAccessPerFunction(t *testing.T) {
 		}},
 		{"ExportFunction", deployed, dataAccess{
 			S3: map[string][]string{
-				"s3:GetObject":                {"exports/*"},
-				"s3:PutObject":                {"exports/*"},
+				"s3:GetObject":                {"exports/*", "manifests/export/*"},
+				"s3:PutObject":                {"exports/*", "manifests/export/*"},
 				"s3:AbortMultipartUpload":     {"exports/*"},
 				"s3:ListMultipartUploadParts": {"exports/*"},
-				"s3:ListBucket":               {"exports/*"},
+				"s3:ListBucket":               {"exports/*", "manifests/export/*"},
 			},
-			SQS: map[string][]string{"sqs:SendMessage": {"ExportDeadLetterQueue"}},
+			SQS: map[string][]string{"sqs:SendMessage": {"ExportDeadLetterQueue", "ExportRangeQueue"}},
 			Any: dbSSM,
 		}},
 		{"ExportFunction", namedStack, dataAccess{
 			S3: map[string][]string{
-				"s3:GetObject":                {"exports/team-a/*"},
-				"s3:PutObject":                {"exports/team-a/*"},
+				"s3:GetObject":                {"exports/team-a/*", "manifests/export/*"},
+				"s3:PutObject":                {"exports/team-a/*", "manifests/export/*"},
 				"s3:AbortMultipartUpload":     {"exports/team-a/*"},
 				"s3:ListMultipartUploadParts": {"exports/team-a/*"},
-				"s3:ListBucket":               {"exports/team-a/*"},
+				"s3:ListBucket":               {"exports/team-a/*", "manifests/export/*"},
 			},
-			SQS: map[string][]string{"sqs:SendMessage": {"ExportDeadLetterQueue"}},
+			SQS: map[string][]string{"sqs:SendMessage": {"ExportDeadLetterQueue", "ExportRangeQueue"}},
+			Any: dbSSM,
+		}},
+		// The range worker writes its parts and its run's manifest, and
+		// consumes the range queue; it sends nothing.
+		{"ExportRangeFunction", namedStack, dataAccess{
+			S3: map[string][]string{
+				"s3:GetObject":                {"exports/team-a/*", "manifests/export/*"},
+				"s3:PutObject":                {"exports/team-a/*", "manifests/export/*"},
+				"s3:AbortMultipartUpload":     {"exports/team-a/*"},
+				"s3:ListMultipartUploadParts": {"exports/team-a/*"},
+				"s3:ListBucket":               {"exports/team-a/*", "manifests/export/*"},
+			},
+			SQS: map[string][]string{
+				"sqs:ReceiveMessage":     {"ExportRangeQueue"},
+				"sqs:DeleteMessage":      {"ExportRangeQueue"},
+				"sqs:GetQueueAttributes": {"ExportRangeQueue"},
+			},
 			Any: dbSSM,
 		}},
 	}
@@ -1722,5 +1744,56 @@ func TestOutputs(t *testing.T) {
 		if !exposed[id] {
 			t.Errorf("no output names %s", id)
 		}
+	}
+}
+
+// TestExportRangeQueue: the ranges of a fanned-out export go to a queue
+// that ExportFunction names by URL, whose event source mapping feeds one
+// range per invocation to ExportRangeFunction with a concurrency cap, and
+// whose failures end, after 5 receives, in a dead-letter queue (alarmed by
+// TestDeadLetterQueueAlarms).
+func TestExportRangeQueue(t *testing.T) {
+	tpl := projectTemplate(t)
+	q, ok := tpl.Resource("ExportRangeQueue")
+	if !ok {
+		t.Fatal("no ExportRangeQueue")
+	}
+	if dlq := refTo(t, tpl, lookup(t, q.Properties, "RedrivePolicy", "deadLetterTargetArn"), "AWS::SQS::Queue", "ExportRangeQueue redrive"); dlq != "ExportRangeDeadLetterQueue" {
+		t.Errorf("ExportRangeQueue redrives to %s", dlq)
+	}
+	if n := mustInt(t, lookup(t, q.Properties, "RedrivePolicy", "maxReceiveCount"), "maxReceiveCount"); n < 5 {
+		t.Errorf("maxReceiveCount = %d, want >= 5", n)
+	}
+	timeout := mustInt(t, function(t, tpl, "ExportRangeFunction")["Timeout"], "ExportRangeFunction.Timeout")
+	if vis := mustInt(t, q.Properties["VisibilityTimeout"], "VisibilityTimeout"); vis < 6*timeout {
+		t.Errorf("ExportRangeQueue.VisibilityTimeout = %d, want >= 6 x %d", vis, timeout)
+	}
+	name := resolveString(t, tpl, q.Properties["QueueName"], deployed)
+	url := resolveString(t, tpl, lookup(t, function(t, tpl, "ExportFunction"), "Environment", "Variables", "EXPORT_RANGE_QUEUE_URL"), deployed)
+	if want := "https://sqs." + deployed.Region + ".amazonaws.com/" + deployed.AccountID + "/" + name; url != want {
+		t.Errorf("EXPORT_RANGE_QUEUE_URL = %s, want %s (the queue's URL)", url, want)
+	}
+	ev, ok := sqsEvent(t, tpl, "ExportRangeFunction")
+	if !ok {
+		t.Fatal("ExportRangeFunction has no SQS event")
+	}
+	if got := refTo(t, tpl, ev["Queue"], "AWS::SQS::Queue", "SQS event Queue"); got != "ExportRangeQueue" {
+		t.Errorf("ExportRangeFunction reads %s", got)
+	}
+	if types, _ := Strings(ev["FunctionResponseTypes"]); !slices.Contains(types, "ReportBatchItemFailures") {
+		t.Errorf("FunctionResponseTypes = %v, want ReportBatchItemFailures", types)
+	}
+	if n := mustInt(t, ev["BatchSize"], "BatchSize"); n != 1 {
+		t.Errorf("BatchSize = %d, want 1: a range fills an invocation", n)
+	}
+	for _, s := range []Stack{deployed, withParams(deployed, "ExportRangeMaxConcurrency", "8")} {
+		n := mustInt(t, resolve(t, tpl, lookup(t, ev, "ScalingConfig", "MaximumConcurrency"), s), "MaximumConcurrency")
+		if want, _ := tpl.ParameterValue("ExportRangeMaxConcurrency", s); fmt.Sprint(n) != want || n < 2 {
+			t.Errorf("MaximumConcurrency = %d, want the ExportRangeMaxConcurrency parameter (%s)", n, want)
+		}
+	}
+	// The scheduled run stays one at a time; the range worker scales out.
+	if _, ok := function(t, tpl, "ExportRangeFunction")["ReservedConcurrentExecutions"]; ok {
+		t.Error("ExportRangeFunction has reserved concurrency: its mapping's MaximumConcurrency bounds it")
 	}
 }

@@ -14,12 +14,10 @@ import (
 const password = "s3cr3t-Pa55-ζ"
 
 func TestCredentialsThroughTheRealSDK(t *testing.T) {
-	fake := secretstest.New()
-	defer fake.Close()
-	fake.SetParameter("/rm/db/user", "etl")
-	fake.SetParameter("/rm/db/password", password)
-	arn := "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1"
-	fake.SetSecret(arn, `{"username":"admin","password":"`+password+`","engine":"mysql","host":"db","port":3306}`)
+	fake := secretstest.New(t)
+	fake.SetParameter(t, "/rm/db/user", "etl")
+	fake.SetParameter(t, "/rm/db/password", password)
+	arn := fake.SetSecret(t, "rds!db-1", `{"username":"admin","password":"`+password+`","engine":"mysql","host":"db","port":3306}`)
 
 	tests := []struct {
 		name string
@@ -45,9 +43,8 @@ func TestCredentialsThroughTheRealSDK(t *testing.T) {
 }
 
 func TestCredentialsAreCachedUntilInvalidated(t *testing.T) {
-	fake := secretstest.New()
-	defer fake.Close()
-	fake.SetParameter("/p", password)
+	fake := secretstest.New(t)
+	fake.SetParameter(t, "/p", password)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r := &secrets.Resolver{SSM: fake.SSM(), TTL: time.Hour, Now: func() time.Time { return now }}
 	src := secrets.Source{User: "u", PasswordParam: "/p"}
@@ -59,7 +56,7 @@ func TestCredentialsAreCachedUntilInvalidated(t *testing.T) {
 	if got := fake.Calls(); got != 1 {
 		t.Errorf("warm calls hit the API %d times, want 1", got)
 	}
-	fake.SetParameter("/p", "rotated")
+	fake.SetParameter(t, "/p", "rotated")
 	r.Invalidate()
 	c, err := r.Credentials(context.Background(), src)
 	if err != nil || c.Password != "rotated" {
@@ -75,10 +72,9 @@ func TestCredentialsAreCachedUntilInvalidated(t *testing.T) {
 }
 
 func TestErrorsNameTheSourceButNeverTheValue(t *testing.T) {
-	fake := secretstest.New()
-	defer fake.Close()
-	fake.SetSecret("bad-json", "{not json "+password)
-	fake.SetSecret("no-password", `{"username":"u"}`)
+	fake := secretstest.New(t)
+	fake.SetSecret(t, "bad-json", "{not json "+password)
+	fake.SetSecret(t, "no-password", `{"username":"u"}`)
 	tests := []struct {
 		name string
 		src  secrets.Source
