@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/tablecsv"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/warehouse"
 )
@@ -61,10 +62,10 @@ func (c Crawl) Files() []File {
 					}
 				}
 			}
-			name := fmt.Sprintf("%s/page-%04d.csv", resource, p+1)
-			files = append(files, newFile("processed/"+table+"/"+name, table, rows))
+			page := bucket.PageKey(resource, p+1)
+			files = append(files, newFile(bucket.ProcessedKey(table, page), table, rows))
 			if links != nil {
-				files = append(files, newFile("processed/"+warehouse.CharacterEpisodes+"/"+name, warehouse.CharacterEpisodes, linkRows))
+				files = append(files, newFile(bucket.ProcessedKey(warehouse.CharacterEpisodes, page), warehouse.CharacterEpisodes, linkRows))
 			}
 		}
 	}
