@@ -15,8 +15,8 @@ import (
 const password = "Pw-ζ-4-test-only"
 
 // TestConnectorReadsThePasswordFromSSMAndSecretsManager connects to the real
-// MariaDB as a user whose password lives only in the fake SSM and Secrets
-// Manager endpoints, through the real SDK clients.
+// MariaDB as a user whose password lives only in SSM and Secrets
+// Manager (moto_server), through the real SDK clients.
 func TestConnectorReadsThePasswordFromSSMAndSecretsManager(t *testing.T) {
 	admin, _ := testenv.MySQL(t)
 	ctx := context.Background()

@@ -121,14 +121,14 @@ type secretScenario struct {
 }
 
 // TestReliabilitySecretsNeverLeak configures a database password known to
-// the test (in the fake SSM SecureString, the fake Secrets Manager and a
-// DSN), triggers every failure it can through the Load and Export handlers
+// the test (in an SSM SecureString and a Secrets Manager secret, both served
+// by moto_server, and in a DSN), triggers every failure it can through the Load and Export handlers
 // (wrong password, malformed secret and DSN, server down, server hanging
 // until the deadline, too little time left, hostile objects, SQS bodies and
 // table names), then searches every log line, error, result and object for
 // the password.
 func TestReliabilitySecretsNeverLeak(t *testing.T) {
-	row := Case(t, "a MariaDB user whose password is only in the fake SSM SecureString, the fake Secrets Manager and a DSN; Load and Export run with it, with a wrong one, a malformed secret or DSN, the server down or hanging past the deadline, and hostile inputs",
+	row := Case(t, "a MariaDB user whose password is only in an SSM SecureString and a Secrets Manager secret (moto_server) or a DSN; Load and Export run with it, with a wrong one, a malformed secret or DSN, the server down or hanging past the deadline, and hostile inputs",
 		"the password (and the wrong one), raw or URL/JSON/base64/hex-encoded, in no handler or driver log line, returned error, result or outcome, nor in any object of the bucket")
 	sink := &secretSink{}
 	// The MySQL driver logs some failures itself: capture them too.
