@@ -64,7 +64,7 @@ run: ## run the whole chain locally (real API when reachable, else the fake API)
 	go run ./src/cmd/pipeline run
 
 bench: ## measure crawl, transform, load and export against their baselines, printed as ratios
-	$(SERVICES) && go run ./src/cmd/bench
+	export SERVICES_PANDAS=1 && $(SERVICES) && go run ./src/cmd/bench
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s); FUZZPKGS narrows the packages
 	@list=$$(go test -list '^Fuzz' $(FUZZPKGS)) || { echo "$$list"; exit 1; }; \

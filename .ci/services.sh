@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts (installing first when missing) the real servers the tests talk to:
 # MariaDB on 127.0.0.1:3306 and MinIO on 127.0.0.1:9000 (9100 when a server on
-# 9000 that is not ours cannot write), plus the AWS CLI and Debian's chromium.
+# 9000 that is not ours cannot write), plus the AWS CLI and Debian's chromium
+# (and python3-pandas with SERVICES_PANDAS=1, for make bench).
 # Idempotent: servers already running are left alone. Prints the variables
 # the tests read, for `eval "$(bash .ci/services.sh --env)"`.
 set -euo pipefail
@@ -104,11 +105,20 @@ ensure_chromium() {
   apt_install chromium
 }
 
+# pandas (Debian's python3-pandas), only for `make bench`: the seeds' runtime
+# floor its cold-start section compares the bootstraps with.
+ensure_pandas() {
+  if python3 -c 'import pandas' >/dev/null 2>&1 || /usr/bin/python3 -c 'import pandas' >/dev/null 2>&1; then return; fi
+  log "pandas: installing Debian's python3-pandas (the cold-start baseline of make bench)"
+  apt_install python3-pandas
+}
+
 command -v curl >/dev/null 2>&1 || apt_install curl
 start_mariadb
 start_minio
 ensure_awscli
 ensure_chromium
+[ "${SERVICES_PANDAS:-}" = 1 ] && ensure_pandas
 
 if [ "$quiet" = 1 ]; then
   echo "export TEST_MYSQL_DSN='root@tcp(127.0.0.1:3306)/'"
