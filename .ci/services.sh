@@ -118,7 +118,7 @@ start_mariadb
 start_minio
 ensure_awscli
 ensure_chromium
-[ "${SERVICES_PANDAS:-}" = 1 ] && ensure_pandas
+if [ "${SERVICES_PANDAS:-}" = 1 ]; then ensure_pandas; fi
 
 if [ "$quiet" = 1 ]; then
   echo "export TEST_MYSQL_DSN='root@tcp(127.0.0.1:3306)/'"
