@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/locals3"
@@ -417,7 +418,7 @@ func TestReprocessEmitsObjectCreated(t *testing.T) {
 	var outcomes []transformfn.Outcome
 	h.Observe = func(o transformfn.Outcome) { outcomes = append(outcomes, o) }
 	for _, ev := range got {
-		s3ev, err := objectCreatedEvent(ev.Bucket, aws.String(ev.Key), aws.Int64(ev.Size), aws.String(ev.ETag), ev.Time)
+		s3ev, err := objectCreatedEvent(ev.Bucket, types.Object{Key: aws.String(ev.Key), Size: aws.Int64(ev.Size), ETag: aws.String(ev.ETag)}, ev.Time)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -83,9 +82,9 @@ func (r *transformResult) Human(w io.Writer) {
 
 // transformPrefix sends one S3 ObjectCreated event per object under prefix
 // to the Transform function's handler, as S3 does in AWS.
-func transformPrefix(ctx context.Context, s3c *s3.Client, bucket, prefix string, log *slog.Logger) (*transformResult, error) {
-	res := &transformResult{Bucket: bucket, Prefix: prefix, Rows: map[string]int{}, Problems: []transformfn.Outcome{}}
-	h := transformfn.New(transformfn.Config{Bucket: bucket, PathStyle: true}, s3c, log)
+func transformPrefix(ctx context.Context, s3c *s3.Client, bkt, prefix string, log *slog.Logger) (*transformResult, error) {
+	res := &transformResult{Bucket: bkt, Prefix: prefix, Rows: map[string]int{}, Problems: []transformfn.Outcome{}}
+	h := transformfn.New(transformfn.Config{Bucket: bkt, PathStyle: true}, s3c, log)
 	h.Observe = func(o transformfn.Outcome) {
 		switch o.Status {
 		case transformfn.Transformed:
@@ -104,9 +103,9 @@ func transformPrefix(ctx context.Context, s3c *s3.Client, bucket, prefix string,
 		}
 		res.Problems = append(res.Problems, o)
 	}
-	err := eachObject(ctx, s3c, bucket, prefix, func(obj types.Object) error {
+	err := eachObject(ctx, s3c, bkt, prefix, func(obj types.Object) error {
 		res.Objects++
-		ev, err := objectCreatedEvent(bucket, obj.Key, obj.Size, obj.ETag, time.Now())
+		ev, err := objectCreatedEvent(bkt, obj, time.Now())
 		if err != nil {
 			return err
 		}
@@ -122,30 +121,19 @@ func transformPrefix(ctx context.Context, s3c *s3.Client, bucket, prefix string,
 	return res, nil
 }
 
-// objectCreatedEvent is the S3 event notification of one PutObject, shaped
-// as S3 sends it: the key form-encoded ('+' for a space), then decoded by
-// aws-lambda-go exactly as in Lambda.
-func objectCreatedEvent(bucket string, key *string, size *int64, etag *string, now time.Time) (events.S3Event, error) {
-	segs := strings.Split(aws.ToString(key), "/")
-	for i, s := range segs {
-		segs[i] = url.QueryEscape(s)
-	}
-	rec := events.S3EventRecord{
-		EventVersion: "2.1", EventSource: "aws:s3", AWSRegion: "us-east-1", EventTime: now.UTC(),
-		EventName: "ObjectCreated:Put",
-		S3: events.S3Entity{
-			SchemaVersion: "1.0", ConfigurationID: "TransformOnRawJson",
-			Bucket: events.S3Bucket{Name: bucket, Arn: "arn:aws:s3:::" + bucket},
-			Object: events.S3Object{Key: strings.Join(segs, "/"), Size: aws.ToInt64(size), ETag: strings.Trim(aws.ToString(etag), `"`)},
-		},
-	}
+// objectCreatedEvent is the S3 event notification of one PutObject, as the
+// handler receives it in Lambda: bucket.EventRecord's shape, decoded by
+// aws-lambda-go (which fills URLDecodedKey).
+func objectCreatedEvent(bkt string, obj types.Object, now time.Time) (events.S3Event, error) {
+	rec := bucket.EventRecord(bucket.Created{Bucket: bkt, Key: aws.ToString(obj.Key), Size: aws.ToInt64(obj.Size),
+		ETag: aws.ToString(obj.ETag), ConfigID: "TransformOnRawJson", Time: now})
 	b, err := json.Marshal(events.S3Event{Records: []events.S3EventRecord{rec}})
 	if err != nil {
 		return events.S3Event{}, err
 	}
 	var ev events.S3Event
 	if err := json.Unmarshal(b, &ev); err != nil {
-		return events.S3Event{}, fmt.Errorf("decoding the event of %q: %w", aws.ToString(key), err)
+		return events.S3Event{}, fmt.Errorf("decoding the event of %q: %w", aws.ToString(obj.Key), err)
 	}
 	return ev, nil
 }
