@@ -23,6 +23,9 @@ const (
 	MaxParts          = 10000
 	partsPerSizeLevel = 2000
 	defaultInFlight   = 2
+	// firstBufferSize is where an object's first buffer starts; it doubles
+	// up to the part size only if the object gets that big.
+	firstBufferSize = 64 << 10
 )
 
 // WriteOptions configure a Writer.
@@ -125,6 +128,11 @@ func (w *Writer) buffer() ([]byte, error) {
 	}
 	if w.buffers < w.inFlight+1 {
 		w.buffers++
+		if w.partNum == 0 {
+			// Most objects are far smaller than a part: the first buffer
+			// starts small and grows as the writes come (Write).
+			return make([]byte, 0, min(firstBufferSize, want)), nil
+		}
 		return make([]byte, 0, want), nil
 	}
 	select {
@@ -153,12 +161,16 @@ func (w *Writer) Write(p []byte) (int, error) {
 			}
 			w.buf = b
 		}
-		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		limit := w.partSize(w.partNum + 1)
+		if len(w.buf) == cap(w.buf) { // a first buffer, short of a part: double it
+			w.buf = slices.Grow(w.buf, min(2*cap(w.buf), limit)-len(w.buf))
+		}
+		k := copy(w.buf[len(w.buf):min(cap(w.buf), limit)], p)
 		w.buf = w.buf[:len(w.buf)+k]
 		p = p[k:]
 		n += k
 		w.size += int64(k)
-		if len(w.buf) == cap(w.buf) {
+		if len(w.buf) == limit {
 			if err := w.sendPart(); err != nil {
 				w.fail(err)
 				return n, err
