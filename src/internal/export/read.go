@@ -221,6 +221,7 @@ func (r *tableRun) newReader(ctx context.Context, tx *sql.Tx, full chan<- *batch
 	if chunk <= 0 {
 		chunk = DefaultChunkRows
 	}
+	perBatch := min(batchRows, chunk)
 	if !t.indexed && !r.snapshot {
 		// Without an index every keyset query scans and sorts the table:
 		// one query for all due rows is the cheapest (still streamed, and
@@ -228,7 +229,7 @@ func (r *tableRun) newReader(ctx context.Context, tx *sql.Tx, full chan<- *batch
 		chunk = unlimited
 	}
 	rd := &reader{
-		r: r, tx: tx, full: full, free: free, chunk: chunk, batchRows: min(batchRows, max(e.ChunkRows, 1)),
+		r: r, tx: tx, full: full, free: free, chunk: chunk, batchRows: perBatch,
 		upper: r.upper.UTC().Format("2006-01-02 15:04:05.000000"),
 		enc:   newEncoder(t.Columns, 1), keyCells: make([]cell, len(t.Key)), keySnap: make([]snapshot, len(t.Key)), maxKey: make([]snapshot, len(t.Key)),
 	}
