@@ -1,7 +1,6 @@
 package export
 
 import (
-	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -182,27 +181,21 @@ func (c *column) parquetNode() parquet.Node {
 	return parquet.Required(c.node)
 }
 
-// scanDest is what rows.Scan fills for the column: RawBytes for values the
-// driver hands over as bytes (no copy), any for the ones it converts.
-func (c *column) scanDest() any {
-	switch c.kind {
-	case kindDecimal, kindText, kindBinary, kindBit:
-		return new(sql.RawBytes)
-	}
-	return new(any)
-}
-
-// cell is one scanned value.
+// cell is one value of the current row, as the driver returned it: nil
+// for NULL, int64, uint64, float32, float64, time.Time, or []byte for
+// DECIMAL, text, binary and BIT columns (only valid until the next row).
 type cell struct {
-	raw   *sql.RawBytes
 	value *any
 }
 
 func (x cell) null() bool {
-	if x.raw != nil {
-		return *x.raw == nil
-	}
 	return *x.value == nil
+}
+
+// bytes is the value of a DECIMAL, text, binary or BIT column.
+func (x cell) bytes() []byte {
+	b, _ := (*x.value).([]byte)
+	return b
 }
 
 // errZeroDate reports MySQL's zero date, which no other system can represent.
@@ -214,28 +207,20 @@ var errZeroDate = errors.New("zero date 0000-00-00 cannot be exported (the drive
 // file can only ever say what the Parquet file says.
 type encoder struct {
 	cols  []*column
-	cells []cell
-	dest  []any
+	vals  []any  // the current row: the columns, then the extra values
+	cells []cell // one per value of vals
+	dest  []any  // pointers to vals, for rows.Scan
 	b64   []byte
 	big   big.Int
 }
 
+// newEncoder is an encoder of rows of cols followed by extra values.
 func newEncoder(cols []*column, extra int) *encoder {
-	e := &encoder{cols: cols}
-	for _, c := range cols {
-		d := c.scanDest()
-		e.dest = append(e.dest, d)
-		switch d := d.(type) {
-		case *sql.RawBytes:
-			e.cells = append(e.cells, cell{raw: d})
-		case *any:
-			e.cells = append(e.cells, cell{value: d})
-		}
-	}
-	for range extra {
-		d := new(any)
-		e.dest = append(e.dest, d)
-		e.cells = append(e.cells, cell{value: d})
+	n := len(cols) + extra
+	e := &encoder{cols: cols, vals: make([]any, n), cells: make([]cell, n), dest: make([]any, n)}
+	for i := range e.vals {
+		e.cells[i] = cell{value: &e.vals[i]}
+		e.dest[i] = &e.vals[i]
 	}
 	return e
 }
@@ -302,7 +287,7 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 			v = parquet.DoubleValue(f)
 		case kindDecimal:
 			var err error
-			v, arena, err = c.decimalValue(*x.raw, arena)
+			v, arena, err = c.decimalValue(x.bytes(), arena)
 			if err != nil {
 				return row, arena, err
 			}
@@ -320,7 +305,7 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 				v = parquet.Int64Value(t.UnixMicro())
 			}
 		case kindText, kindBinary:
-			b := *x.raw
+			b := x.bytes()
 			if c.kind == kindText && !utf8.Valid(b) {
 				return row, arena, fmt.Errorf("column %s: text is not valid UTF-8", c.Name)
 			}
@@ -328,7 +313,7 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 			arena = append(arena, b...)
 			v = parquet.ByteArrayValue(arena[start:len(arena):len(arena)])
 		case kindBit:
-			b := *x.raw
+			b := x.bytes()
 			if len(b) > 8 {
 				return row, arena, fmt.Errorf("column %s: BIT value of %d bytes", c.Name, len(b))
 			}
@@ -610,12 +595,12 @@ func (c *column) keyValue(x cell) (json.RawMessage, error) {
 		}
 	case kindBit:
 		var buf [8]byte
-		copy(buf[8-len(*x.raw):], *x.raw)
+		copy(buf[8-len(x.bytes()):], x.bytes())
 		return strconv.AppendUint(nil, binary.BigEndian.Uint64(buf[:]), 10), nil
 	case kindDecimal, kindText:
-		return json.Marshal(string(*x.raw))
+		return json.Marshal(string(x.bytes()))
 	case kindBinary:
-		return json.Marshal(base64.StdEncoding.EncodeToString(*x.raw))
+		return json.Marshal(base64.StdEncoding.EncodeToString(x.bytes()))
 	case kindDate:
 		if t, ok := (*x.value).(time.Time); ok {
 			return json.Marshal(t.UTC().Format("2006-01-02"))
