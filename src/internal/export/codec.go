@@ -201,10 +201,11 @@ func (x cell) bytes() []byte {
 // errZeroDate reports MySQL's zero date, which no other system can represent.
 var errZeroDate = errors.New("zero date 0000-00-00 cannot be exported (the driver reads it as year 1)")
 
-// encoder turns scanned rows into Parquet rows; appendCSV renders a Parquet
-// row as a CSV record. The reader goroutine does the first, the writer the
-// second, so the two share the work of a run on two cores; and the CSV
-// file can only ever say what the Parquet file says.
+// encoder turns the driver's rows into Parquet values, column-major
+// (columns); appendCSV renders a row of them as a CSV record. The reader
+// goroutine does the first, the writer the second, so the two share the
+// work of a run on two cores; and the CSV file can only ever say what the
+// Parquet file says.
 type encoder struct {
 	cols  []*column
 	vals  []any  // the current row: the columns, then the extra values
@@ -234,9 +235,29 @@ func bytesString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// encode appends the Parquet values of the scanned row to row, copying
-// byte arrays into arena, and checks NOT NULL columns.
-func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, error) {
+// columns are the values of a batch of rows, column-major: cols[i][r] is
+// the value of column i in row r, with its levels (the form the Parquet
+// column writers take).
+type columns [][]parquet.Value
+
+// encode appends the Parquet values of the current row to cols (nil: new
+// columns), copying byte arrays into arena, and checks NOT NULL columns.
+// On error cols keep their previous rows only.
+func (e *encoder) encode(cols columns, arena []byte) (columns, []byte, error) {
+	if cols == nil {
+		cols = make(columns, len(e.cols))
+	}
+	cols, arena, err := e.encodeRow(cols, arena)
+	if err != nil {
+		n := len(cols[len(cols)-1])
+		for i := range cols {
+			cols[i] = cols[i][:n]
+		}
+	}
+	return cols, arena, err
+}
+
+func (e *encoder) encodeRow(cols columns, arena []byte) (columns, []byte, error) {
 	for i, c := range e.cols {
 		x := e.cells[i]
 		def := 0
@@ -245,9 +266,9 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 		}
 		if x.null() {
 			if !c.Nullable {
-				return row, arena, fmt.Errorf("column %s is NOT NULL but the database returned NULL", c.Name)
+				return cols, arena, fmt.Errorf("column %s is NOT NULL but the database returned NULL", c.Name)
 			}
-			row = append(row, parquet.NullValue().Level(0, 0, i))
+			cols[i] = append(cols[i], parquet.NullValue().Level(0, 0, i))
 			continue
 		}
 		var v parquet.Value
@@ -255,7 +276,7 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 		case kindInt:
 			n, ok := (*x.value).(int64)
 			if !ok {
-				return row, arena, fmt.Errorf("column %s: driver returned %T, want int64", c.Name, *x.value)
+				return cols, arena, fmt.Errorf("column %s: driver returned %T, want int64", c.Name, *x.value)
 			}
 			if c.physical == parquet.Int32 {
 				v = parquet.Int32Value(int32(n))
@@ -270,34 +291,34 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 			case int64:
 				n = uint64(u)
 			default:
-				return row, arena, fmt.Errorf("column %s: driver returned %T, want uint64", c.Name, *x.value)
+				return cols, arena, fmt.Errorf("column %s: driver returned %T, want uint64", c.Name, *x.value)
 			}
 			v, arena = uint64Value(n, arena)
 		case kindFloat:
 			f, ok := (*x.value).(float32)
 			if !ok {
-				return row, arena, fmt.Errorf("column %s: driver returned %T, want float32", c.Name, *x.value)
+				return cols, arena, fmt.Errorf("column %s: driver returned %T, want float32", c.Name, *x.value)
 			}
 			v = parquet.FloatValue(f)
 		case kindDouble:
 			f, ok := (*x.value).(float64)
 			if !ok {
-				return row, arena, fmt.Errorf("column %s: driver returned %T, want float64", c.Name, *x.value)
+				return cols, arena, fmt.Errorf("column %s: driver returned %T, want float64", c.Name, *x.value)
 			}
 			v = parquet.DoubleValue(f)
 		case kindDecimal:
 			var err error
 			v, arena, err = c.decimalValue(x.bytes(), arena)
 			if err != nil {
-				return row, arena, err
+				return cols, arena, err
 			}
 		case kindDate, kindDateTime:
 			t, ok := (*x.value).(time.Time)
 			if !ok {
-				return row, arena, fmt.Errorf("column %s: driver returned %T, want time.Time", c.Name, *x.value)
+				return cols, arena, fmt.Errorf("column %s: driver returned %T, want time.Time", c.Name, *x.value)
 			}
 			if t.IsZero() {
-				return row, arena, fmt.Errorf("column %s: %w", c.Name, errZeroDate)
+				return cols, arena, fmt.Errorf("column %s: %w", c.Name, errZeroDate)
 			}
 			if c.kind == kindDate {
 				v = parquet.Int32Value(int32(floorDiv(t.Unix(), 86400)))
@@ -307,7 +328,7 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 		case kindText, kindBinary:
 			b := x.bytes()
 			if c.kind == kindText && !utf8.Valid(b) {
-				return row, arena, fmt.Errorf("column %s: text is not valid UTF-8", c.Name)
+				return cols, arena, fmt.Errorf("column %s: text is not valid UTF-8", c.Name)
 			}
 			start := len(arena)
 			arena = append(arena, b...)
@@ -315,7 +336,7 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 		case kindBit:
 			b := x.bytes()
 			if len(b) > 8 {
-				return row, arena, fmt.Errorf("column %s: BIT value of %d bytes", c.Name, len(b))
+				return cols, arena, fmt.Errorf("column %s: BIT value of %d bytes", c.Name, len(b))
 			}
 			var buf [8]byte
 			copy(buf[8-len(b):], b)
@@ -325,20 +346,20 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 				v = parquet.Int64Value(int64(n))
 			}
 		}
-		row = append(row, v.Level(0, def, i))
+		cols[i] = append(cols[i], v.Level(0, def, i))
 	}
-	return row, arena, nil
+	return cols, arena, nil
 }
 
-// appendCSV appends row as one CSV record (tablecsv encoding: \N for NULL,
-// UTC datetimes with the column's fractional digits, DECIMAL with its
-// scale, binary as base64).
-func (e *encoder) appendCSV(dst []byte, row parquet.Row) []byte {
+// appendCSV appends row r of cols as one CSV record (tablecsv encoding:
+// \N for NULL, UTC datetimes with the column's fractional digits, DECIMAL
+// with its scale, binary as base64).
+func (e *encoder) appendCSV(dst []byte, cols columns, r int) []byte {
 	for i, c := range e.cols {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		v := row[i]
+		v := cols[i][r]
 		if v.IsNull() {
 			dst = append(dst, tablecsv.NullToken...)
 			continue

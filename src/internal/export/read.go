@@ -12,13 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
 )
 
 // batch is a group of encoded rows handed from the reader to the two
 // encoders, back to the reader when both are done with it.
 type batch struct {
-	rows    []parquet.Row
+	cols    columns
 	n       int
 	arena   []byte
 	last    position
@@ -401,19 +400,17 @@ func (rd *reader) addRow(ctx context.Context) error {
 			return ctx.Err()
 		}
 		rd.waited += time.Since(start)
-		rd.b.rows, rd.b.arena, rd.b.n = rd.b.rows[:0], rd.b.arena[:0], 0
+		for i := range rd.b.cols {
+			rd.b.cols[i] = rd.b.cols[i][:0]
+		}
+		rd.b.arena, rd.b.n = rd.b.arena[:0], 0
 	}
 	b := rd.b
-	var row parquet.Row
-	if len(b.rows) < cap(b.rows) {
-		row = b.rows[:len(b.rows)+1][len(b.rows)][:0] // reuse the row's values
-	}
-	row, arena, err := rd.enc.encode(row, b.arena)
-	b.arena = arena
+	cols, arena, err := rd.enc.encode(b.cols, b.arena)
+	b.cols, b.arena = cols, arena
 	if err != nil {
 		return fmt.Errorf("table %s, row after %s: %w", t.Name, rd.r.positionText(rd.lastTS, rd.keySnap), err)
 	}
-	b.rows = append(b.rows, row)
 	b.n++
 	rd.total++
 	ts, ok := (*rd.tsCell.value).(time.Time)
