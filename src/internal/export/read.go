@@ -11,7 +11,6 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
-
 )
 
 // batch is a group of encoded rows handed from the reader to the two
