@@ -192,6 +192,11 @@ type tableRun struct {
 	upper    time.Time
 	out      *objects       // the run's files, once a row was read
 	count    <-chan counted // the validation count, started when the last row was read
+	// The validation count of a snapshot, counted chunk by chunk by the
+	// reader (nil: not counted so), and the time that took; both set when
+	// the reader is done.
+	chunkCount    *counted
+	chunkCounting time.Duration
 	// readEnd is the greatest position of a snapshot that this run read
 	// whole: what snapshotEnd would select.
 	readEnd *position

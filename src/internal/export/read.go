@@ -68,7 +68,7 @@ func (r *tableRun) stream(ctx context.Context, tx *sql.Tx) (last position, rows 
 			close(full)
 			done <- o
 		}()
-		o.read, o.complete, o.busy, o.err = r.read(readCtx, full, free)
+		o.read, o.complete, o.busy, o.err = r.read(readCtx, ctx, tx, full, free)
 	}()
 	var werr error
 	for b := range full {
@@ -89,6 +89,7 @@ func (r *tableRun) stream(ctx context.Context, tx *sql.Tx) (last position, rows 
 	}
 	out := <-done
 	r.res.Stages.Read += out.busy
+	r.res.Stages.Validate += r.chunkCounting
 	ok := werr == nil && out.err == nil
 	switch {
 	case werr != nil:
@@ -100,7 +101,13 @@ func (r *tableRun) stream(ctx context.Context, tx *sql.Tx) (last position, rows 
 		r.res.Warnings = append(r.res.Warnings, "a query was cancelled at the deadline margin; the snapshot count check was skipped")
 		complete, countable, ok = false, false, true
 	}
-	if ok && countable && rows > 0 {
+	switch {
+	case !ok || !countable || rows == 0:
+	case r.chunkCount != nil:
+		c := make(chan counted, 1)
+		c <- *r.chunkCount
+		r.count = c
+	default:
 		r.count = r.startCount(ctx, tx, last)
 	}
 	if r.out != nil {
@@ -182,13 +189,35 @@ type reader struct {
 // read runs the chunk queries and sends encoded batches. It returns
 // complete=false when it stopped at the deadline margin, and how long it was
 // busy (reading and encoding rows, not waiting for the encoders).
-func (r *tableRun) read(ctx context.Context, full chan<- *batch, free <-chan *batch) (total int64, complete bool, busy time.Duration, err error) {
+//
+// In a snapshot (not a range's) it also counts the rows of each chunk once
+// read, with countCtx in tx: the validation count, a chunk at a time while
+// its pages are in the buffer pool (one count over every row at the end
+// reads the table from disk again once it outgrows the pool). The sum,
+// in r.chunkCount, counts the same rows in the same snapshot.
+func (r *tableRun) read(ctx, countCtx context.Context, tx *sql.Tx, full chan<- *batch, free <-chan *batch) (total int64, complete bool, busy time.Duration, err error) {
 	start := time.Now()
 	rd := r.newReader(ctx, full, free)
-	defer func() { busy = time.Since(start) - rd.waited }()
+	var chunks *counted
+	if r.snapshot && !r.ranged && rd.chunk != unlimited {
+		chunks = &counted{}
+	}
+	var counting time.Duration
+	defer func() {
+		busy = time.Since(start) - rd.waited - counting
+		r.chunkCount, r.chunkCounting = nil, counting
+		if err == nil {
+			r.chunkCount = chunks
+		}
+	}()
 	from := r.from
 	for {
 		n, stopped, err := rd.readChunk(ctx, from)
+		if err == nil && n > 0 && chunks != nil && chunks.err == nil {
+			countStart := time.Now()
+			r.countChunk(countCtx, tx, from, rd, chunks)
+			counting += time.Since(countStart)
+		}
 		switch {
 		case err != nil:
 			return rd.total, false, 0, err
@@ -428,6 +457,24 @@ func (rd *reader) addRow(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// countChunk adds to c the rows, in the snapshot, after from up to the
+// last row rd read.
+func (r *tableRun) countChunk(ctx context.Context, tx *sql.Tx, from *position, rd *reader, c *counted) {
+	last, err := rd.lastPosition()
+	if err != nil {
+		c.err = err
+		return
+	}
+	q, args, err := r.t.countSQL(true, r.upper, from, &last)
+	if err != nil {
+		c.err = err
+		return
+	}
+	var n int64
+	c.err = tx.QueryRowContext(ctx, q, args...).Scan(&n)
+	c.n += n
 }
 
 // lastPosition is the position of the last row read.
