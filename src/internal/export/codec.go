@@ -208,9 +208,10 @@ var errZeroDate = errors.New("zero date 0000-00-00 cannot be exported (the drive
 // Parquet file says.
 type encoder struct {
 	cols  []*column
-	vals  []any  // the current row: the columns, then the extra values
-	cells []cell // one per value of vals
-	dest  []any  // pointers to vals, for rows.Scan
+	vals  []any      // the current row: the columns, then the extra values
+	cells []cell     // one per value of vals
+	dest  []any      // pointers to vals, for rows.Scan
+	days  []dayCache // per column, for CSV dates
 	b64   []byte
 	big   big.Int
 }
@@ -218,7 +219,7 @@ type encoder struct {
 // newEncoder is an encoder of rows of cols followed by extra values.
 func newEncoder(cols []*column, extra int) *encoder {
 	n := len(cols) + extra
-	e := &encoder{cols: cols, vals: make([]any, n), cells: make([]cell, n), dest: make([]any, n)}
+	e := &encoder{cols: cols, vals: make([]any, n), cells: make([]cell, n), dest: make([]any, n), days: make([]dayCache, len(cols))}
 	for i := range e.vals {
 		e.cells[i] = cell{value: &e.vals[i]}
 		e.dest[i] = &e.vals[i]
@@ -384,9 +385,9 @@ func (e *encoder) appendCSV(dst []byte, cols columns, r int) []byte {
 		case kindDecimal:
 			dst = e.appendDecimal(dst, c, v)
 		case kindDate:
-			dst = appendDays(dst, int64(v.Int32()))
+			dst = e.days[i].appendDays(dst, int64(v.Int32()))
 		case kindDateTime:
-			dst = appendMicros(dst, v.Int64(), c.DatetimePrecision)
+			dst = appendMicros(dst, v.Int64(), c.DatetimePrecision, &e.days[i])
 		case kindText:
 			dst = tablecsv.AppendField(dst, tablecsv.Text(bytesString(v.ByteArray())))
 		case kindBinary:
@@ -476,17 +477,47 @@ func appendDays(dst []byte, days int64) []byte {
 	return appendDigits(dst, d, 2)
 }
 
+// dayCache keeps the last day a column rendered: rows come in key order,
+// and neighbours often share a day.
+type dayCache struct {
+	days int64
+	text []byte // empty: none yet
+}
+
+// appendDays is the package's appendDays, from the cache when days is the
+// last day rendered (c may be nil: no cache).
+func (c *dayCache) appendDays(dst []byte, days int64) []byte {
+	if c == nil {
+		return appendDays(dst, days)
+	}
+	if len(c.text) == 0 || c.days != days {
+		c.text, c.days = appendDays(c.text[:0], days), days
+	}
+	return append(dst, c.text...)
+}
+
+// cached reports whether c holds days.
+func (c *dayCache) cached(days int64) bool {
+	return c != nil && len(c.text) > 0 && c.days == days
+}
+
 // appendMicros appends microseconds since the epoch as RFC 3339 UTC with
-// frac fractional digits (0 to 6): 2006-01-02T15:04:05[.000000]Z.
-func appendMicros(dst []byte, us int64, frac int) []byte {
+// frac fractional digits (0 to 6): 2006-01-02T15:04:05[.000000]Z. The date
+// comes from days when it holds it (nil: no cache).
+func appendMicros(dst []byte, us int64, frac int, days *dayCache) []byte {
 	sec := floorDiv(us, 1_000_000)
 	sub := int(us - sec*1_000_000)
-	days := floorDiv(sec, 86400)
-	sod := int(sec - days*86400)
-	if y, _, _ := civil(days); y < 0 || y > 9999 || frac < 0 || frac > 6 {
+	day := floorDiv(sec, 86400)
+	sod := int(sec - day*86400)
+	if frac < 0 || frac > 6 {
 		return time.UnixMicro(us).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
 	}
-	dst = appendDays(dst, days)
+	if !days.cached(day) {
+		if y, _, _ := civil(day); y < 0 || y > 9999 {
+			return time.UnixMicro(us).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
+		}
+	}
+	dst = days.appendDays(dst, day)
 	dst = append(dst, 'T')
 	dst = appendDigits(dst, sod/3600, 2)
 	dst = append(dst, ':')

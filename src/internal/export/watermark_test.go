@@ -189,13 +189,28 @@ func TestAppendMicrosMatchesTimeFormat(t *testing.T) {
 		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
 	} {
 		for frac, layout := range layouts {
-			if got, want := string(appendMicros(nil, tm.UnixMicro(), frac)), tm.Format(layout); got != want && tm.Year() <= 9999 {
+			got := string(appendMicros(nil, tm.UnixMicro(), frac, nil))
+			if want := tm.Format(layout); got != want && tm.Year() <= 9999 {
 				t.Errorf("appendMicros(%v, %d) = %s, want %s", tm, frac, got, want)
+			}
+			// The same from a cache that holds the day, another day, or none.
+			for _, other := range []time.Time{tm.Add(-time.Second), tm.Add(48 * time.Hour), tm} {
+				var c dayCache
+				appendMicros(nil, other.UnixMicro(), frac, &c)
+				if cached := string(appendMicros(nil, tm.UnixMicro(), frac, &c)); cached != got {
+					t.Errorf("appendMicros(%v, %d) after %v = %s, want %s", tm, frac, other, cached, got)
+				}
 			}
 		}
 		days := floorDiv(tm.Unix(), 86400)
 		if got, want := string(appendDays(nil, days)), tm.Format("2006-01-02"); got != want {
 			t.Errorf("appendDays(%v) = %s, want %s", tm, got, want)
+		}
+		var c dayCache
+		for _, d := range []int64{days, days + 1, days} {
+			if got, want := string(c.appendDays(nil, d)), string(appendDays(nil, d)); got != want {
+				t.Errorf("cached appendDays(%d) = %s, want %s", d, got, want)
+			}
 		}
 	}
 }
