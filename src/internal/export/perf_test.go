@@ -1,19 +1,25 @@
 package export
 
 import (
+	"cmp"
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dataeng/rickmorty-pipeline/src/internal/bucket"
+	"github.com/dataeng/rickmorty-pipeline/src/internal/fooddb"
 	"github.com/dataeng/rickmorty-pipeline/src/internal/testenv"
 )
 
 // BenchmarkExportOrders exports an orders table (the bench's schema) of
 // EXPORT_BENCH_ROWS rows (default 200,000) with the production settings,
 // for profiling: go test -run XXX -bench ExportOrders -cpuprofile cpu.out.
+// The rows are synthetic, or with EXPORT_BENCH_FOOD=1 package fooddb's
+// (the bench's: slower to generate); EXPORT_PARQUET_COMPRESSION lists the
+// codecs to use by turns.
 func BenchmarkExportOrders(b *testing.B) {
 	n := 200_000
 	if s := os.Getenv("EXPORT_BENCH_ROWS"); s != "" {
@@ -25,6 +31,13 @@ func BenchmarkExportOrders(b *testing.B) {
 	db, _ := testenv.MySQL(b)
 	api, name := testenv.S3(b)
 	bk := bucket.New(api, name)
+	if os.Getenv("EXPORT_BENCH_FOOD") != "" {
+		// The bench's data: package fooddb's generated orders.
+		rows := map[string]int{fooddb.Orders: n, fooddb.OrderItem: 0, fooddb.Delivery: 0}
+		if _, err := fooddb.Food(context.Background(), db, fooddb.Options{Rows: rows}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	for _, q := range []string{
 		`CREATE TABLE orders (
   id BIGINT NOT NULL AUTO_INCREMENT,
@@ -51,19 +64,23 @@ func BenchmarkExportOrders(b *testing.B) {
   IF(seq % 2 = 0, NULL, '2024-06-01' + INTERVAL seq SECOND + INTERVAL (seq % 999983) MICROSECOND)
   FROM seq_1_to_` + strconv.Itoa(n),
 	} {
+		if os.Getenv("EXPORT_BENCH_FOOD") != "" {
+			break
+		}
 		if _, err := db.Exec(q); err != nil {
 			b.Fatalf("%s: %v", q, err)
 		}
 	}
+	codecs := strings.Split(os.Getenv("EXPORT_PARQUET_COMPRESSION"), ",") // by turns
 	b.ResetTimer()
 	for i := range b.N {
-		e := &Exporter{DB: db, Bucket: bk, Prefix: "run" + strconv.Itoa(i) + "/", PartSize: bucket.MinPartSize}
+		e := &Exporter{DB: db, Bucket: bk, Prefix: "run" + strconv.Itoa(i) + "/", PartSize: bucket.MinPartSize, Compression: codecs[i%len(codecs)]}
 		res := e.Run(context.Background(), Specs([]string{"orders"}, nil))
 		if err := res.Err(); err != nil {
 			b.Fatal(err)
 		}
 		s := res.Tables[0].Stages
-		b.Logf("%d rows in %s: read %s, csv %s, parquet %s, upload %s, validate %s", res.Tables[0].Rows,
+		b.Logf("%s: %d rows in %s: read %s, csv %s, parquet %s, upload %s, validate %s", cmp.Or(e.Compression, DefaultCompression), res.Tables[0].Rows,
 			res.Tables[0].Duration.Round(time.Millisecond), s.Read, s.EncodeCSV, s.EncodeParquet, s.Upload, s.Validate)
 	}
 }
