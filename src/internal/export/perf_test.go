@@ -80,7 +80,7 @@ func BenchmarkExportOrders(b *testing.B) {
 			b.Fatal(err)
 		}
 		s := res.Tables[0].Stages
-		b.Logf("%s: %d rows in %s: read %s, csv %s, parquet %s, upload %s, validate %s", cmp.Or(e.Compression, DefaultCompression), res.Tables[0].Rows,
-			res.Tables[0].Duration.Round(time.Millisecond), s.Read, s.EncodeCSV, s.EncodeParquet, s.Upload, s.Validate)
+		b.Logf("%s: %d rows in %s: read %s, csv %s, parquet %s, upload %s, validate %s; parquet %.1f MB", cmp.Or(e.Compression, DefaultCompression), res.Tables[0].Rows,
+			res.Tables[0].Duration.Round(time.Millisecond), s.Read, s.EncodeCSV, s.EncodeParquet, s.Upload, s.Validate, float64(res.Tables[0].ParquetBytes)/1e6)
 	}
 }
