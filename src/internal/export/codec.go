@@ -1,6 +1,7 @@
 package export
 
 import (
+	"database/sql/driver"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -185,7 +186,7 @@ func (c *column) parquetNode() parquet.Node {
 // for NULL, int64, uint64, float32, float64, time.Time, or []byte for
 // DECIMAL, text, binary and BIT columns (only valid until the next row).
 type cell struct {
-	value *any
+	value *driver.Value
 }
 
 func (x cell) null() bool {
@@ -208,10 +209,11 @@ var errZeroDate = errors.New("zero date 0000-00-00 cannot be exported (the drive
 // Parquet file says.
 type encoder struct {
 	cols  []*column
-	vals  []any      // the current row: the columns, then the extra values
-	cells []cell     // one per value of vals
-	dest  []any      // pointers to vals, for rows.Scan
-	days  []dayCache // per column, for CSV dates
+	vals  []driver.Value // the current row: the columns, then the extra values
+	cells []cell         // one per value of vals
+	dest  []any          // rows.Scan's destinations: call scanned after Scan
+	scan  []any          // what dest points to
+	days  []dayCache     // per column, for CSV dates
 	b64   []byte
 	big   big.Int
 }
@@ -219,12 +221,22 @@ type encoder struct {
 // newEncoder is an encoder of rows of cols followed by extra values.
 func newEncoder(cols []*column, extra int) *encoder {
 	n := len(cols) + extra
-	e := &encoder{cols: cols, vals: make([]any, n), cells: make([]cell, n), dest: make([]any, n), days: make([]dayCache, len(cols))}
+	e := &encoder{
+		cols: cols, vals: make([]driver.Value, n), cells: make([]cell, n),
+		dest: make([]any, n), scan: make([]any, n), days: make([]dayCache, len(cols)),
+	}
 	for i := range e.vals {
 		e.cells[i] = cell{value: &e.vals[i]}
-		e.dest[i] = &e.vals[i]
+		e.dest[i] = &e.scan[i]
 	}
 	return e
+}
+
+// scanned makes the values rows.Scan stored through dest the current row.
+func (e *encoder) scanned() {
+	for i, v := range e.scan {
+		e.vals[i] = v
+	}
 }
 
 // bytesString views b as a string without copying; the string must not

@@ -406,6 +406,7 @@ func (r *tableRun) snapshotEnd(ctx context.Context, tx *sql.Tx) (position, error
 	if err != nil {
 		return position{}, fmt.Errorf("reading the end of the snapshot: %w", err)
 	}
+	enc.scanned()
 	ts, ok := (*enc.cells[len(t.Key)].value).(time.Time)
 	if !ok {
 		return position{}, fmt.Errorf("the watermark expression returned %T", *enc.cells[len(t.Key)].value)

@@ -257,6 +257,7 @@ func (r *tableRun) split(ctx context.Context, tx *sql.Tx, kr keyRange, since, af
 		if err := rs.Scan(enc.dest...); err != nil {
 			return nil, fmt.Errorf("splitting %s into ranges: %w", t.Name, err)
 		}
+		enc.scanned()
 		n++
 		if n < int64(r.e.RangeRows) {
 			continue

@@ -272,6 +272,7 @@ func (h *harness) dump(table string) (header []string, key []string, rows map[st
 		if err := rs.Scan(enc.dest...); err != nil {
 			h.t.Fatal(err)
 		}
+		enc.scanned()
 		cols, _, err := enc.encode(nil, nil)
 		if err != nil {
 			h.t.Fatal(err)

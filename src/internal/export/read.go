@@ -170,15 +170,14 @@ type reader struct {
 	hasStop   bool
 	upper     string // the run's upper bound, as a query argument
 
-	enc      *encoder
-	row      []driver.Value // the driver's current row
-	tsCell   cell           // the row's position timestamp, selected after the columns
-	keyCells []cell         // the row's primary key columns
-	keySnap  []snapshot     // the last row's key, kept past the next Scan
-	lastTS   time.Time      // the last row's timestamp
-	b        *batch         // the batch being filled
-	total    int64          // rows read
-	waited   time.Duration  // for a free batch, or for the encoders to take one
+	enc      *encoder      // its vals are the driver's current row
+	tsCell   cell          // the row's position timestamp, selected after the columns
+	keyCells []cell        // the row's primary key columns
+	keySnap  []snapshot    // the last row's key, kept past the next Scan
+	lastTS   time.Time     // the last row's timestamp
+	b        *batch        // the batch being filled
+	total    int64         // rows read
+	waited   time.Duration // for a free batch, or for the encoders to take one
 	// The greatest position read, in a snapshot: the greatest timestamp and
 	// the key of the last row read with it (the snapshot reads in key
 	// order, so that is the greatest key among the rows sharing it).
@@ -334,12 +333,9 @@ func (rd *reader) readRows(ctx context.Context, dc any, q string, args []any) (n
 		return 0, false, fmt.Errorf("querying %s: %w", name, err)
 	}
 	defer done()
-	if len(rd.row) != len(rd.enc.vals) {
-		rd.row = make([]driver.Value, len(rd.enc.vals))
-	}
 	var nextErr error
 	for {
-		if nextErr = rs.Next(rd.row); nextErr != nil {
+		if nextErr = rs.Next(rd.enc.vals); nextErr != nil {
 			break
 		}
 		if err := rd.addRow(ctx); err != nil {
@@ -417,9 +413,6 @@ func queryDriver(ctx context.Context, dc any, q string, args []any) (rows driver
 // being filled (taking a free one first) and remembers its position.
 func (rd *reader) addRow(ctx context.Context) error {
 	t := rd.r.t
-	for i, v := range rd.row {
-		rd.enc.vals[i] = v
-	}
 	if rd.b == nil {
 		start := time.Now()
 		select {
@@ -550,7 +543,7 @@ func (r *tableRun) positionText(ts time.Time, snaps []snapshot) string {
 type snapshot struct {
 	raw   []byte
 	isRaw bool
-	value any
+	value driver.Value
 }
 
 func (s *snapshot) take(c cell) {
