@@ -273,15 +273,11 @@ func (e *encoder) encode(cols columns, arena []byte) (columns, []byte, error) {
 func (e *encoder) encodeRow(cols columns, arena []byte) (columns, []byte, error) {
 	for i, c := range e.cols {
 		x := e.cells[i]
-		def := 0
-		if c.Nullable {
-			def = 1
-		}
 		if x.null() {
 			if !c.Nullable {
 				return cols, arena, fmt.Errorf("column %s is NOT NULL but the database returned NULL", c.Name)
 			}
-			cols[i] = append(cols[i], parquet.NullValue().Level(0, 0, i))
+			cols[i] = append(cols[i], parquet.NullValue()) // levels 0
 			continue
 		}
 		var v parquet.Value
@@ -359,7 +355,14 @@ func (e *encoder) encodeRow(cols columns, arena []byte) (columns, []byte, error)
 				v = parquet.Int64Value(int64(n))
 			}
 		}
-		cols[i] = append(cols[i], v.Level(0, def, i))
+		if c.Nullable {
+			// A value of an optional column: definition level 1. (The
+			// column writers take a column's values; they read no column
+			// index from them, and the levels of a required column's
+			// values are 0, as they come.)
+			v = v.Level(0, 1, i)
+		}
+		cols[i] = append(cols[i], v)
 	}
 	return cols, arena, nil
 }
