@@ -533,20 +533,23 @@ func appendMicros(dst []byte, us int64, frac int, days *dayCache) []byte {
 		}
 	}
 	dst = days.appendDays(dst, day)
-	dst = append(dst, 'T')
-	dst = appendDigits(dst, sod/3600, 2)
-	dst = append(dst, ':')
-	dst = appendDigits(dst, sod/60%60, 2)
-	dst = append(dst, ':')
-	dst = appendDigits(dst, sod%60, 2)
+	// T15:04:05[.000000]Z, in one append.
+	hh, mm, ss := sod/3600, sod/60%60, sod%60
+	buf := [17]byte{'T', byte('0' + hh/10), byte('0' + hh%10), ':', byte('0' + mm/10), byte('0' + mm%10), ':', byte('0' + ss/10), byte('0' + ss%10)}
+	n := 9
 	if frac > 0 {
-		dst = append(dst, '.')
 		for i := 6; i > frac; i-- {
 			sub /= 10
 		}
-		dst = appendDigits(dst, sub, frac)
+		buf[9] = '.'
+		for i := 9 + frac; i > 9; i-- {
+			buf[i] = byte('0' + sub%10)
+			sub /= 10
+		}
+		n = 10 + frac
 	}
-	return append(dst, 'Z')
+	buf[n] = 'Z'
+	return append(dst, buf[:n+1]...)
 }
 
 // appendDigits appends n, zero-padded to width digits.
