@@ -418,17 +418,40 @@ func (e *encoder) appendCSV(dst []byte, cols columns, r int) []byte {
 func (e *encoder) appendDecimal(dst []byte, c *column, v parquet.Value) []byte {
 	var digits []byte
 	neg := false
-	var buf [24]byte
 	switch c.physical {
 	case parquet.Int32, parquet.Int64:
+		// At most 18 digits: written from the end, with the point.
 		n := v.Int64()
 		if c.physical == parquet.Int32 {
 			n = int64(v.Int32())
 		}
+		u := uint64(n)
 		if n < 0 {
-			neg, n = true, -n
+			u = uint64(-n)
 		}
-		digits = strconv.AppendInt(buf[:0], n, 10)
+		var buf [48]byte
+		i := len(buf)
+		for range c.Scale {
+			i--
+			buf[i] = byte('0' + u%10)
+			u /= 10
+		}
+		if c.Scale > 0 {
+			i--
+			buf[i] = '.'
+		}
+		for {
+			i--
+			buf[i] = byte('0' + u%10)
+			if u /= 10; u == 0 {
+				break
+			}
+		}
+		if n < 0 {
+			i--
+			buf[i] = '-'
+		}
+		return append(dst, buf[i:]...)
 	default:
 		b := v.ByteArray()
 		e.big.SetBytes(b)
@@ -589,22 +612,26 @@ func (c *column) decimalValue(b, arena []byte) (parquet.Value, []byte, error) {
 		return bad()
 	}
 	if c.flbaLen == 0 {
-		var n int64
-		for _, part := range [][]byte{intPart, frac} {
-			for _, d := range part {
-				if d < '0' || d > '9' {
-					return bad()
-				}
-				n = n*10 + int64(d-'0')
-			}
-		}
 		if len(intPart)+len(frac) > 18 {
 			return bad()
+		}
+		var n int64
+		for _, d := range intPart {
+			if d < '0' || d > '9' {
+				return bad()
+			}
+			n = n*10 + int64(d-'0')
+		}
+		for _, d := range frac {
+			if d < '0' || d > '9' {
+				return bad()
+			}
+			n = n*10 + int64(d-'0')
 		}
 		if neg {
 			n = -n
 		}
-		if c.node.Type().Kind() == parquet.Int32 {
+		if c.physical == parquet.Int32 {
 			return parquet.Int32Value(int32(n)), arena, nil
 		}
 		return parquet.Int64Value(n), arena, nil
