@@ -1,7 +1,7 @@
 package export
 
 import (
-	"database/sql"
+	"database/sql/driver"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -182,62 +182,61 @@ func (c *column) parquetNode() parquet.Node {
 	return parquet.Required(c.node)
 }
 
-// scanDest is what rows.Scan fills for the column: RawBytes for values the
-// driver hands over as bytes (no copy), any for the ones it converts.
-func (c *column) scanDest() any {
-	switch c.kind {
-	case kindDecimal, kindText, kindBinary, kindBit:
-		return new(sql.RawBytes)
-	}
-	return new(any)
-}
-
-// cell is one scanned value.
+// cell is one value of the current row, as the driver returned it: nil
+// for NULL, int64, uint64, float32, float64, time.Time, or []byte for
+// DECIMAL, text, binary and BIT columns (only valid until the next row).
 type cell struct {
-	raw   *sql.RawBytes
-	value *any
+	value *driver.Value
 }
 
 func (x cell) null() bool {
-	if x.raw != nil {
-		return *x.raw == nil
-	}
 	return *x.value == nil
+}
+
+// bytes is the value of a DECIMAL, text, binary or BIT column.
+func (x cell) bytes() []byte {
+	b, _ := (*x.value).([]byte)
+	return b
 }
 
 // errZeroDate reports MySQL's zero date, which no other system can represent.
 var errZeroDate = errors.New("zero date 0000-00-00 cannot be exported (the driver reads it as year 1)")
 
-// encoder turns scanned rows into Parquet rows; appendCSV renders a Parquet
-// row as a CSV record. The reader goroutine does the first, the writer the
-// second, so the two share the work of a run on two cores; and the CSV
-// file can only ever say what the Parquet file says.
+// encoder turns the driver's rows into Parquet values, column-major
+// (columns); appendCSV renders a row of them as a CSV record. The reader
+// goroutine does the first, the writer the second, so the two share the
+// work of a run on two cores; and the CSV file can only ever say what the
+// Parquet file says.
 type encoder struct {
 	cols  []*column
-	cells []cell
-	dest  []any
+	vals  []driver.Value // the current row: the columns, then the extra values
+	cells []cell         // one per value of vals
+	dest  []any          // rows.Scan's destinations: call scanned after Scan
+	scan  []any          // what dest points to
+	days  []dayCache     // per column, for CSV dates
 	b64   []byte
 	big   big.Int
 }
 
+// newEncoder is an encoder of rows of cols followed by extra values.
 func newEncoder(cols []*column, extra int) *encoder {
-	e := &encoder{cols: cols}
-	for _, c := range cols {
-		d := c.scanDest()
-		e.dest = append(e.dest, d)
-		switch d := d.(type) {
-		case *sql.RawBytes:
-			e.cells = append(e.cells, cell{raw: d})
-		case *any:
-			e.cells = append(e.cells, cell{value: d})
-		}
+	n := len(cols) + extra
+	e := &encoder{
+		cols: cols, vals: make([]driver.Value, n), cells: make([]cell, n),
+		dest: make([]any, n), scan: make([]any, n), days: make([]dayCache, len(cols)),
 	}
-	for range extra {
-		d := new(any)
-		e.dest = append(e.dest, d)
-		e.cells = append(e.cells, cell{value: d})
+	for i := range e.vals {
+		e.cells[i] = cell{value: &e.vals[i]}
+		e.dest[i] = &e.scan[i]
 	}
 	return e
+}
+
+// scanned makes the values rows.Scan stored through dest the current row.
+func (e *encoder) scanned() {
+	for i, v := range e.scan {
+		e.vals[i] = v
+	}
 }
 
 // bytesString views b as a string without copying; the string must not
@@ -249,20 +248,36 @@ func bytesString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// encode appends the Parquet values of the scanned row to row, copying
-// byte arrays into arena, and checks NOT NULL columns.
-func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, error) {
+// columns are the values of a batch of rows, column-major: cols[i][r] is
+// the value of column i in row r, with its levels (the form the Parquet
+// column writers take).
+type columns [][]parquet.Value
+
+// encode appends the Parquet values of the current row to cols (nil: new
+// columns), copying byte arrays into arena, and checks NOT NULL columns.
+// On error cols keep their previous rows only.
+func (e *encoder) encode(cols columns, arena []byte) (columns, []byte, error) {
+	if cols == nil {
+		cols = make(columns, len(e.cols))
+	}
+	cols, arena, err := e.encodeRow(cols, arena)
+	if err != nil {
+		n := len(cols[len(cols)-1])
+		for i := range cols {
+			cols[i] = cols[i][:n]
+		}
+	}
+	return cols, arena, err
+}
+
+func (e *encoder) encodeRow(cols columns, arena []byte) (columns, []byte, error) {
 	for i, c := range e.cols {
 		x := e.cells[i]
-		def := 0
-		if c.Nullable {
-			def = 1
-		}
 		if x.null() {
 			if !c.Nullable {
-				return row, arena, fmt.Errorf("column %s is NOT NULL but the database returned NULL", c.Name)
+				return cols, arena, fmt.Errorf("column %s is NOT NULL but the database returned NULL", c.Name)
 			}
-			row = append(row, parquet.NullValue().Level(0, 0, i))
+			cols[i] = append(cols[i], parquet.NullValue()) // levels 0
 			continue
 		}
 		var v parquet.Value
@@ -270,7 +285,7 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 		case kindInt:
 			n, ok := (*x.value).(int64)
 			if !ok {
-				return row, arena, fmt.Errorf("column %s: driver returned %T, want int64", c.Name, *x.value)
+				return cols, arena, fmt.Errorf("column %s: driver returned %T, want int64", c.Name, *x.value)
 			}
 			if c.physical == parquet.Int32 {
 				v = parquet.Int32Value(int32(n))
@@ -285,34 +300,34 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 			case int64:
 				n = uint64(u)
 			default:
-				return row, arena, fmt.Errorf("column %s: driver returned %T, want uint64", c.Name, *x.value)
+				return cols, arena, fmt.Errorf("column %s: driver returned %T, want uint64", c.Name, *x.value)
 			}
 			v, arena = uint64Value(n, arena)
 		case kindFloat:
 			f, ok := (*x.value).(float32)
 			if !ok {
-				return row, arena, fmt.Errorf("column %s: driver returned %T, want float32", c.Name, *x.value)
+				return cols, arena, fmt.Errorf("column %s: driver returned %T, want float32", c.Name, *x.value)
 			}
 			v = parquet.FloatValue(f)
 		case kindDouble:
 			f, ok := (*x.value).(float64)
 			if !ok {
-				return row, arena, fmt.Errorf("column %s: driver returned %T, want float64", c.Name, *x.value)
+				return cols, arena, fmt.Errorf("column %s: driver returned %T, want float64", c.Name, *x.value)
 			}
 			v = parquet.DoubleValue(f)
 		case kindDecimal:
 			var err error
-			v, arena, err = c.decimalValue(*x.raw, arena)
+			v, arena, err = c.decimalValue(x.bytes(), arena)
 			if err != nil {
-				return row, arena, err
+				return cols, arena, err
 			}
 		case kindDate, kindDateTime:
 			t, ok := (*x.value).(time.Time)
 			if !ok {
-				return row, arena, fmt.Errorf("column %s: driver returned %T, want time.Time", c.Name, *x.value)
+				return cols, arena, fmt.Errorf("column %s: driver returned %T, want time.Time", c.Name, *x.value)
 			}
 			if t.IsZero() {
-				return row, arena, fmt.Errorf("column %s: %w", c.Name, errZeroDate)
+				return cols, arena, fmt.Errorf("column %s: %w", c.Name, errZeroDate)
 			}
 			if c.kind == kindDate {
 				v = parquet.Int32Value(int32(floorDiv(t.Unix(), 86400)))
@@ -320,17 +335,17 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 				v = parquet.Int64Value(t.UnixMicro())
 			}
 		case kindText, kindBinary:
-			b := *x.raw
+			b := x.bytes()
 			if c.kind == kindText && !utf8.Valid(b) {
-				return row, arena, fmt.Errorf("column %s: text is not valid UTF-8", c.Name)
+				return cols, arena, fmt.Errorf("column %s: text is not valid UTF-8", c.Name)
 			}
 			start := len(arena)
 			arena = append(arena, b...)
 			v = parquet.ByteArrayValue(arena[start:len(arena):len(arena)])
 		case kindBit:
-			b := *x.raw
+			b := x.bytes()
 			if len(b) > 8 {
-				return row, arena, fmt.Errorf("column %s: BIT value of %d bytes", c.Name, len(b))
+				return cols, arena, fmt.Errorf("column %s: BIT value of %d bytes", c.Name, len(b))
 			}
 			var buf [8]byte
 			copy(buf[8-len(b):], b)
@@ -340,20 +355,27 @@ func (e *encoder) encode(row parquet.Row, arena []byte) (parquet.Row, []byte, er
 				v = parquet.Int64Value(int64(n))
 			}
 		}
-		row = append(row, v.Level(0, def, i))
+		if c.Nullable {
+			// A value of an optional column: definition level 1. (The
+			// column writers take a column's values; they read no column
+			// index from them, and the levels of a required column's
+			// values are 0, as they come.)
+			v = v.Level(0, 1, i)
+		}
+		cols[i] = append(cols[i], v)
 	}
-	return row, arena, nil
+	return cols, arena, nil
 }
 
-// appendCSV appends row as one CSV record (tablecsv encoding: \N for NULL,
-// UTC datetimes with the column's fractional digits, DECIMAL with its
-// scale, binary as base64).
-func (e *encoder) appendCSV(dst []byte, row parquet.Row) []byte {
+// appendCSV appends row r of cols as one CSV record (tablecsv encoding:
+// \N for NULL, UTC datetimes with the column's fractional digits, DECIMAL
+// with its scale, binary as base64).
+func (e *encoder) appendCSV(dst []byte, cols columns, r int) []byte {
 	for i, c := range e.cols {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		v := row[i]
+		v := cols[i][r]
 		if v.IsNull() {
 			dst = append(dst, tablecsv.NullToken...)
 			continue
@@ -378,9 +400,9 @@ func (e *encoder) appendCSV(dst []byte, row parquet.Row) []byte {
 		case kindDecimal:
 			dst = e.appendDecimal(dst, c, v)
 		case kindDate:
-			dst = appendDays(dst, int64(v.Int32()))
+			dst = e.days[i].appendDays(dst, int64(v.Int32()))
 		case kindDateTime:
-			dst = appendMicros(dst, v.Int64(), c.DatetimePrecision)
+			dst = appendMicros(dst, v.Int64(), c.DatetimePrecision, &e.days[i])
 		case kindText:
 			dst = tablecsv.AppendField(dst, tablecsv.Text(bytesString(v.ByteArray())))
 		case kindBinary:
@@ -396,17 +418,40 @@ func (e *encoder) appendCSV(dst []byte, row parquet.Row) []byte {
 func (e *encoder) appendDecimal(dst []byte, c *column, v parquet.Value) []byte {
 	var digits []byte
 	neg := false
-	var buf [24]byte
 	switch c.physical {
 	case parquet.Int32, parquet.Int64:
+		// At most 18 digits: written from the end, with the point.
 		n := v.Int64()
 		if c.physical == parquet.Int32 {
 			n = int64(v.Int32())
 		}
+		u := uint64(n)
 		if n < 0 {
-			neg, n = true, -n
+			u = uint64(-n)
 		}
-		digits = strconv.AppendInt(buf[:0], n, 10)
+		var buf [48]byte
+		i := len(buf)
+		for range c.Scale {
+			i--
+			buf[i] = byte('0' + u%10)
+			u /= 10
+		}
+		if c.Scale > 0 {
+			i--
+			buf[i] = '.'
+		}
+		for {
+			i--
+			buf[i] = byte('0' + u%10)
+			if u /= 10; u == 0 {
+				break
+			}
+		}
+		if n < 0 {
+			i--
+			buf[i] = '-'
+		}
+		return append(dst, buf[i:]...)
 	default:
 		b := v.ByteArray()
 		e.big.SetBytes(b)
@@ -470,31 +515,64 @@ func appendDays(dst []byte, days int64) []byte {
 	return appendDigits(dst, d, 2)
 }
 
+// dayCache keeps the last day a column rendered: rows come in key order,
+// and neighbours often share a day.
+type dayCache struct {
+	days int64
+	text []byte // empty: none yet
+}
+
+// appendDays is the package's appendDays, from the cache when days is the
+// last day rendered (c may be nil: no cache).
+func (c *dayCache) appendDays(dst []byte, days int64) []byte {
+	if c == nil {
+		return appendDays(dst, days)
+	}
+	if len(c.text) == 0 || c.days != days {
+		c.text, c.days = appendDays(c.text[:0], days), days
+	}
+	return append(dst, c.text...)
+}
+
+// cached reports whether c holds days.
+func (c *dayCache) cached(days int64) bool {
+	return c != nil && len(c.text) > 0 && c.days == days
+}
+
 // appendMicros appends microseconds since the epoch as RFC 3339 UTC with
-// frac fractional digits (0 to 6): 2006-01-02T15:04:05[.000000]Z.
-func appendMicros(dst []byte, us int64, frac int) []byte {
+// frac fractional digits (0 to 6): 2006-01-02T15:04:05[.000000]Z. The date
+// comes from days when it holds it (nil: no cache).
+func appendMicros(dst []byte, us int64, frac int, days *dayCache) []byte {
 	sec := floorDiv(us, 1_000_000)
 	sub := int(us - sec*1_000_000)
-	days := floorDiv(sec, 86400)
-	sod := int(sec - days*86400)
-	if y, _, _ := civil(days); y < 0 || y > 9999 || frac < 0 || frac > 6 {
+	day := floorDiv(sec, 86400)
+	sod := int(sec - day*86400)
+	if frac < 0 || frac > 6 {
 		return time.UnixMicro(us).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
 	}
-	dst = appendDays(dst, days)
-	dst = append(dst, 'T')
-	dst = appendDigits(dst, sod/3600, 2)
-	dst = append(dst, ':')
-	dst = appendDigits(dst, sod/60%60, 2)
-	dst = append(dst, ':')
-	dst = appendDigits(dst, sod%60, 2)
+	if !days.cached(day) {
+		if y, _, _ := civil(day); y < 0 || y > 9999 {
+			return time.UnixMicro(us).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
+		}
+	}
+	dst = days.appendDays(dst, day)
+	// T15:04:05[.000000]Z, in one append.
+	hh, mm, ss := sod/3600, sod/60%60, sod%60
+	buf := [17]byte{'T', byte('0' + hh/10), byte('0' + hh%10), ':', byte('0' + mm/10), byte('0' + mm%10), ':', byte('0' + ss/10), byte('0' + ss%10)}
+	n := 9
 	if frac > 0 {
-		dst = append(dst, '.')
 		for i := 6; i > frac; i-- {
 			sub /= 10
 		}
-		dst = appendDigits(dst, sub, frac)
+		buf[9] = '.'
+		for i := 9 + frac; i > 9; i-- {
+			buf[i] = byte('0' + sub%10)
+			sub /= 10
+		}
+		n = 10 + frac
 	}
-	return append(dst, 'Z')
+	buf[n] = 'Z'
+	return append(dst, buf[:n+1]...)
 }
 
 // appendDigits appends n, zero-padded to width digits.
@@ -534,22 +612,26 @@ func (c *column) decimalValue(b, arena []byte) (parquet.Value, []byte, error) {
 		return bad()
 	}
 	if c.flbaLen == 0 {
-		var n int64
-		for _, part := range [][]byte{intPart, frac} {
-			for _, d := range part {
-				if d < '0' || d > '9' {
-					return bad()
-				}
-				n = n*10 + int64(d-'0')
-			}
-		}
 		if len(intPart)+len(frac) > 18 {
 			return bad()
+		}
+		var n int64
+		for _, d := range intPart {
+			if d < '0' || d > '9' {
+				return bad()
+			}
+			n = n*10 + int64(d-'0')
+		}
+		for _, d := range frac {
+			if d < '0' || d > '9' {
+				return bad()
+			}
+			n = n*10 + int64(d-'0')
 		}
 		if neg {
 			n = -n
 		}
-		if c.node.Type().Kind() == parquet.Int32 {
+		if c.physical == parquet.Int32 {
 			return parquet.Int32Value(int32(n)), arena, nil
 		}
 		return parquet.Int64Value(n), arena, nil
@@ -610,12 +692,12 @@ func (c *column) keyValue(x cell) (json.RawMessage, error) {
 		}
 	case kindBit:
 		var buf [8]byte
-		copy(buf[8-len(*x.raw):], *x.raw)
+		copy(buf[8-len(x.bytes()):], x.bytes())
 		return strconv.AppendUint(nil, binary.BigEndian.Uint64(buf[:]), 10), nil
 	case kindDecimal, kindText:
-		return json.Marshal(string(*x.raw))
+		return json.Marshal(string(x.bytes()))
 	case kindBinary:
-		return json.Marshal(base64.StdEncoding.EncodeToString(*x.raw))
+		return json.Marshal(base64.StdEncoding.EncodeToString(x.bytes()))
 	case kindDate:
 		if t, ok := (*x.value).(time.Time); ok {
 			return json.Marshal(t.UTC().Format("2006-01-02"))

@@ -74,6 +74,23 @@ func (e *Exporter) now() time.Time {
 	return time.Now()
 }
 
+// begin starts a read-only REPEATABLE READ transaction on a connection of
+// its own: the reader runs its queries on that connection directly
+// (sql.Conn.Raw), inside the transaction. The caller rolls the transaction
+// back, then closes the connection.
+func (e *Exporter) begin(ctx context.Context) (*sql.Conn, *sql.Tx, error) {
+	conn, err := e.DB.Conn(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting a read-only transaction: %w", err)
+	}
+	tx, err := conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("starting a read-only transaction: %w", err)
+	}
+	return conn, tx, nil
+}
+
 func (e *Exporter) dbClock(ctx context.Context, tx *sql.Tx) (time.Time, error) {
 	if e.DBClock != nil {
 		return e.DBClock(ctx, tx)
@@ -175,6 +192,11 @@ type tableRun struct {
 	upper    time.Time
 	out      *objects       // the run's files, once a row was read
 	count    <-chan counted // the validation count, started when the last row was read
+	// The validation count of a snapshot, counted chunk by chunk by the
+	// reader (nil: not counted so), and the time that took; both set when
+	// the reader is done.
+	chunkCount    *counted
+	chunkCounting time.Duration
 	// readEnd is the greatest position of a snapshot that this run read
 	// whole: what snapshotEnd would select.
 	readEnd *position
@@ -185,6 +207,7 @@ type tableRun struct {
 	since   *position
 	through *position
 	parts   *[2]string // a range's CSV and Parquet keys
+	conn    *sql.Conn  // the transaction's connection
 	connID  int64      // of the transaction's connection, to cancel its query at the deadline
 	killed  bool       // a query was cancelled with KILL QUERY
 }
@@ -260,11 +283,13 @@ func (r *tableRun) run(ctx context.Context) (Status, error) {
 
 	// 2. One read-only REPEATABLE READ transaction: every chunk and the final
 	// count see the same snapshot.
-	tx, err := e.DB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	conn, tx, err := e.begin(ctx)
 	if err != nil {
-		return StatusFailed, fmt.Errorf("starting a read-only transaction: %w", err)
+		return StatusFailed, err
 	}
+	defer conn.Close()
 	defer tx.Rollback() //nolint:errcheck // read-only
+	r.conn = conn
 
 	if err := tx.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&r.connID); err != nil {
 		return StatusFailed, fmt.Errorf("reading the connection id: %w", err)
@@ -381,6 +406,7 @@ func (r *tableRun) snapshotEnd(ctx context.Context, tx *sql.Tx) (position, error
 	if err != nil {
 		return position{}, fmt.Errorf("reading the end of the snapshot: %w", err)
 	}
+	enc.scanned()
 	ts, ok := (*enc.cells[len(t.Key)].value).(time.Time)
 	if !ok {
 		return position{}, fmt.Errorf("the watermark expression returned %T", *enc.cells[len(t.Key)].value)

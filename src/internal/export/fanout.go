@@ -257,6 +257,7 @@ func (r *tableRun) split(ctx context.Context, tx *sql.Tx, kr keyRange, since, af
 		if err := rs.Scan(enc.dest...); err != nil {
 			return nil, fmt.Errorf("splitting %s into ranges: %w", t.Name, err)
 		}
+		enc.scanned()
 		n++
 		if n < int64(r.e.RangeRows) {
 			continue
@@ -405,11 +406,13 @@ func (e *Exporter) exportRange(ctx context.Context, msg RangeMessage, res *Range
 // exportPart reads the range in its own snapshot and stores its part files.
 func (r *tableRun) exportPart(ctx context.Context, m *Manifest, n int) (int64, []string, error) {
 	e := r.e
-	tx, err := e.DB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	conn, tx, err := e.begin(ctx)
 	if err != nil {
-		return 0, nil, fmt.Errorf("starting a read-only transaction: %w", err)
+		return 0, nil, err
 	}
+	defer conn.Close()
 	defer tx.Rollback() //nolint:errcheck // read-only
+	r.conn = conn
 	if r.t, err = loadTable(ctx, tx, m.Table, m.Columns); err != nil {
 		return 0, nil, err
 	}

@@ -22,11 +22,13 @@ import (
 type objects struct {
 	csv, pq *bucket.Writer
 	pqw     *parquet.GenericWriter[any]
+	rg      *parquet.ConcurrentRowGroupWriter // the Parquet row group being filled
 	csvEnc  *encoder
 	csvBuf  []byte
-	// variable-length bytes in the Parquet row group being written
-	groupBytes int64
-	closed     bool
+	// rows and variable-length bytes in the Parquet row group being filled
+	groupRows, maxGroupRows int64
+	groupBytes              int64
+	closed                  bool
 
 	csvIn, pqIn chan *batch
 	free        chan<- *batch
@@ -74,6 +76,7 @@ func (e *Exporter) openObjects(ctx context.Context, t *tableInfo, csvKey, pqKey 
 		parquet.KeyValueMetadata("mysql.table", t.Name),
 		parquet.KeyValueMetadata("export.run_id", e.RunID),
 	)
+	o.rg, o.maxGroupRows = o.pqw.BeginRowGroup(), int64(groupRows)
 	o.csvIn, o.pqIn = make(chan *batch, batchPool), make(chan *batch, batchPool)
 	o.wg.Add(2)
 	go o.encode(o.csvIn, o.writeCSV)
@@ -149,8 +152,8 @@ func (o *objects) release(b *batch) {
 func (o *objects) writeCSV(b *batch) error {
 	start := time.Now()
 	o.csvBuf = o.csvBuf[:0]
-	for _, row := range b.rows {
-		o.csvBuf = o.csvEnc.appendCSV(o.csvBuf, row)
+	for r := range b.n {
+		o.csvBuf = o.csvEnc.appendCSV(o.csvBuf, b.cols, r)
 	}
 	o.csvEncode += time.Since(start)
 	if _, err := (timed{o.csv, &o.csvUpload}).Write(o.csvBuf); err != nil {
@@ -162,17 +165,38 @@ func (o *objects) writeCSV(b *batch) error {
 func (o *objects) writeParquet(b *batch) error {
 	start, uploading := time.Now(), o.pqUpload
 	defer func() { o.pqEncode += time.Since(start) - (o.pqUpload - uploading) }()
-	if _, err := o.pqw.WriteRows(b.rows); err != nil {
-		return fmt.Errorf("writing the Parquet file: %w", err)
+	// Column by column, 64 rows at a time (as parquet-go writes rows: a
+	// page ends between two such writes), ending the row group at
+	// EXPORT_ROW_GROUP_ROWS rows.
+	for lo := 0; lo < b.n; {
+		if o.groupRows == o.maxGroupRows {
+			if err := o.endRowGroup(); err != nil {
+				return err
+			}
+		}
+		hi := lo + int(min(64, int64(b.n-lo), o.maxGroupRows-o.groupRows))
+		for i, w := range o.rg.ColumnWriters() {
+			if _, err := w.WriteRowValues(b.cols[i][lo:hi]); err != nil {
+				return fmt.Errorf("writing the Parquet file: %w", err)
+			}
+		}
+		o.groupRows += int64(hi - lo)
+		lo = hi
 	}
 	// Rows with large values: end the row group by size too, or it could
 	// hold EXPORT_ROW_GROUP_ROWS rows of megabytes each in memory.
 	if o.groupBytes += int64(len(b.arena)); o.groupBytes >= maxRowGroupBytes {
-		if err := o.pqw.Flush(); err != nil {
-			return fmt.Errorf("writing the Parquet file: %w", err)
-		}
-		o.groupBytes = 0
+		return o.endRowGroup()
 	}
+	return nil
+}
+
+// endRowGroup writes the row group being filled to the Parquet file.
+func (o *objects) endRowGroup() error {
+	if _, err := o.rg.Commit(); err != nil {
+		return fmt.Errorf("writing the Parquet file: %w", err)
+	}
+	o.groupRows, o.groupBytes = 0, 0
 	return nil
 }
 
@@ -190,6 +214,9 @@ func (o *objects) finish(ok bool) error {
 		return err
 	}
 	pqStart, uploading := time.Now(), o.pqUpload
+	if err := o.endRowGroup(); err != nil {
+		return err
+	}
 	if err := o.pqw.Close(); err != nil {
 		return fmt.Errorf("finishing the Parquet file: %w", err)
 	}

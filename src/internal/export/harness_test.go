@@ -272,11 +272,12 @@ func (h *harness) dump(table string) (header []string, key []string, rows map[st
 		if err := rs.Scan(enc.dest...); err != nil {
 			h.t.Fatal(err)
 		}
-		row, _, err := enc.encode(nil, nil)
+		enc.scanned()
+		cols, _, err := enc.encode(nil, nil)
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		csv = enc.appendCSV(csv, row)
+		csv = enc.appendCSV(csv, cols, 0)
 	}
 	if err := rs.Err(); err != nil {
 		h.t.Fatal(err)

@@ -3,20 +3,20 @@ package export
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"slices"
 	"sync/atomic"
 	"time"
-
-	"github.com/parquet-go/parquet-go"
 )
 
 // batch is a group of encoded rows handed from the reader to the two
 // encoders, back to the reader when both are done with it.
 type batch struct {
-	rows    []parquet.Row
+	cols    columns
 	n       int
 	arena   []byte
 	last    position
@@ -68,7 +68,7 @@ func (r *tableRun) stream(ctx context.Context, tx *sql.Tx) (last position, rows 
 			close(full)
 			done <- o
 		}()
-		o.read, o.complete, o.busy, o.err = r.read(readCtx, tx, full, free)
+		o.read, o.complete, o.busy, o.err = r.read(readCtx, ctx, tx, full, free)
 	}()
 	var werr error
 	for b := range full {
@@ -89,6 +89,7 @@ func (r *tableRun) stream(ctx context.Context, tx *sql.Tx) (last position, rows 
 	}
 	out := <-done
 	r.res.Stages.Read += out.busy
+	r.res.Stages.Validate += r.chunkCounting
 	ok := werr == nil && out.err == nil
 	switch {
 	case werr != nil:
@@ -100,7 +101,13 @@ func (r *tableRun) stream(ctx context.Context, tx *sql.Tx) (last position, rows 
 		r.res.Warnings = append(r.res.Warnings, "a query was cancelled at the deadline margin; the snapshot count check was skipped")
 		complete, countable, ok = false, false, true
 	}
-	if ok && countable && rows > 0 {
+	switch {
+	case !ok || !countable || rows == 0:
+	case r.chunkCount != nil:
+		c := make(chan counted, 1)
+		c <- *r.chunkCount
+		r.count = c
+	default:
 		r.count = r.startCount(ctx, tx, last)
 	}
 	if r.out != nil {
@@ -151,11 +158,10 @@ func (r *tableRun) startCount(ctx context.Context, tx *sql.Tx, last position) <-
 	return c
 }
 
-// reader runs one table's keyset queries, in the run's transaction, and
-// hands the rows to the writer in encoded batches.
+// reader runs one table's keyset queries, in the run's transaction (on its
+// connection, r.conn), and hands the rows to the writer in encoded batches.
 type reader struct {
 	r         *tableRun
-	tx        *sql.Tx
 	full      chan<- *batch
 	free      <-chan *batch
 	chunk     int // rows per query; unlimited: one query for every due row
@@ -164,7 +170,7 @@ type reader struct {
 	hasStop   bool
 	upper     string // the run's upper bound, as a query argument
 
-	enc      *encoder
+	enc      *encoder      // its vals are the driver's current row
 	tsCell   cell          // the row's position timestamp, selected after the columns
 	keyCells []cell        // the row's primary key columns
 	keySnap  []snapshot    // the last row's key, kept past the next Scan
@@ -182,13 +188,35 @@ type reader struct {
 // read runs the chunk queries and sends encoded batches. It returns
 // complete=false when it stopped at the deadline margin, and how long it was
 // busy (reading and encoding rows, not waiting for the encoders).
-func (r *tableRun) read(ctx context.Context, tx *sql.Tx, full chan<- *batch, free <-chan *batch) (total int64, complete bool, busy time.Duration, err error) {
+//
+// In a snapshot (not a range's) it also counts the rows of each chunk once
+// read, with countCtx in tx: the validation count, a chunk at a time while
+// its pages are in the buffer pool (one count over every row at the end
+// reads the table from disk again once it outgrows the pool). The sum,
+// in r.chunkCount, counts the same rows in the same snapshot.
+func (r *tableRun) read(ctx, countCtx context.Context, tx *sql.Tx, full chan<- *batch, free <-chan *batch) (total int64, complete bool, busy time.Duration, err error) {
 	start := time.Now()
-	rd := r.newReader(ctx, tx, full, free)
-	defer func() { busy = time.Since(start) - rd.waited }()
+	rd := r.newReader(ctx, full, free)
+	var chunks *counted
+	if r.snapshot && !r.ranged && rd.chunk != unlimited {
+		chunks = &counted{}
+	}
+	var counting time.Duration
+	defer func() {
+		busy = time.Since(start) - rd.waited - counting
+		r.chunkCount, r.chunkCounting = nil, counting
+		if err == nil {
+			r.chunkCount = chunks
+		}
+	}()
 	from := r.from
 	for {
 		n, stopped, err := rd.readChunk(ctx, from)
+		if err == nil && n > 0 && chunks != nil && chunks.err == nil {
+			countStart := time.Now()
+			r.countChunk(countCtx, tx, from, rd, chunks)
+			counting += time.Since(countStart)
+		}
 		switch {
 		case err != nil:
 			return rd.total, false, 0, err
@@ -215,12 +243,13 @@ func (r *tableRun) read(ctx context.Context, tx *sql.Tx, full chan<- *batch, fre
 	}
 }
 
-func (r *tableRun) newReader(ctx context.Context, tx *sql.Tx, full chan<- *batch, free <-chan *batch) *reader {
+func (r *tableRun) newReader(ctx context.Context, full chan<- *batch, free <-chan *batch) *reader {
 	e, t := r.e, r.t
 	chunk := e.ChunkRows
 	if chunk <= 0 {
 		chunk = DefaultChunkRows
 	}
+	perBatch := min(batchRows, chunk)
 	if !t.indexed && !r.snapshot {
 		// Without an index every keyset query scans and sorts the table:
 		// one query for all due rows is the cheapest (still streamed, and
@@ -228,7 +257,7 @@ func (r *tableRun) newReader(ctx context.Context, tx *sql.Tx, full chan<- *batch
 		chunk = unlimited
 	}
 	rd := &reader{
-		r: r, tx: tx, full: full, free: free, chunk: chunk, batchRows: min(batchRows, max(e.ChunkRows, 1)),
+		r: r, full: full, free: free, chunk: chunk, batchRows: perBatch,
 		upper: r.upper.UTC().Format("2006-01-02 15:04:05.000000"),
 		enc:   newEncoder(t.Columns, 1), keyCells: make([]cell, len(t.Key)), keySnap: make([]snapshot, len(t.Key)), maxKey: make([]snapshot, len(t.Key)),
 	}
@@ -269,18 +298,47 @@ func (rd *reader) query(from *position) (string, []any, error) {
 // readChunk runs the query of the chunk after from and sends its rows. It
 // returns how many it read, and stopped=true when it stopped at the
 // deadline margin before the end of the chunk.
+//
+// The rows come from the driver itself, on the transaction's connection:
+// database/sql's per-row locking and conversion (Rows.Next, Scan) cost as
+// much as a third of the driver's own work.
 func (rd *reader) readChunk(ctx context.Context, from *position) (n int, stopped bool, err error) {
-	name := rd.r.t.Name
 	q, args, err := rd.query(from)
 	if err != nil {
 		return 0, false, err
 	}
-	rs, err := rd.tx.QueryContext(ctx, q, args...)
+	rerr := rd.r.conn.Raw(func(dc any) error {
+		// Never an error nor a panic out of here: Raw would take either
+		// for a bad connection and close it under the open transaction,
+		// which waits for the transaction to end (a deadlock).
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("internal error: %v\n%s", p, debug.Stack())
+			}
+		}()
+		n, stopped, err = rd.readRows(ctx, dc, q, args)
+		return nil
+	})
+	if err == nil && rerr != nil {
+		err = fmt.Errorf("querying %s: %w", rd.r.t.Name, rerr)
+	}
+	return n, stopped, err
+}
+
+// readRows runs query q on the driver connection dc and sends its rows.
+func (rd *reader) readRows(ctx context.Context, dc any, q string, args []any) (n int, stopped bool, err error) {
+	name := rd.r.t.Name
+	rs, done, err := queryDriver(ctx, dc, q, args)
 	if err != nil {
 		return 0, false, fmt.Errorf("querying %s: %w", name, err)
 	}
-	for rs.Next() {
-		if err := rd.addRow(ctx, rs); err != nil {
+	defer done()
+	var nextErr error
+	for {
+		if nextErr = rs.Next(rd.enc.vals); nextErr != nil {
+			break
+		}
+		if err := rd.addRow(ctx); err != nil {
 			rs.Close()
 			return n, false, err
 		}
@@ -304,19 +362,57 @@ func (rd *reader) readChunk(ctx context.Context, from *position) (n int, stopped
 	if err := rs.Close(); err != nil && !stopped {
 		return n, false, fmt.Errorf("reading %s: %w", name, err)
 	}
-	if err := rs.Err(); err != nil && !stopped {
-		return n, false, fmt.Errorf("reading %s: %w", name, err)
+	if nextErr != nil && nextErr != io.EOF && !stopped {
+		return n, false, fmt.Errorf("reading %s: %w", name, nextErr)
 	}
 	return n, stopped, rd.send(ctx)
 }
 
-// addRow scans the current row, appends its encoding to the batch being
-// filled (taking a free one first) and remembers its position.
-func (rd *reader) addRow(ctx context.Context, rs *sql.Rows) error {
-	t := rd.r.t
-	if err := rs.Scan(rd.enc.dest...); err != nil {
-		return fmt.Errorf("reading %s: %w", t.Name, err)
+// queryDriver runs q with args on the driver connection dc, as
+// database/sql would: directly, or prepared when the driver cannot
+// (driver.ErrSkip). done releases the prepared statement, after the rows
+// are closed.
+func queryDriver(ctx context.Context, dc any, q string, args []any) (rows driver.Rows, done func(), err error) {
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+		if c, ok := dc.(driver.NamedValueChecker); ok {
+			if err := c.CheckNamedValue(&named[i]); err != nil && !errors.Is(err, driver.ErrSkip) {
+				return nil, nil, err
+			}
+		}
 	}
+	noop := func() {}
+	if qc, ok := dc.(driver.QueryerContext); ok {
+		rows, err := qc.QueryContext(ctx, q, named)
+		if !errors.Is(err, driver.ErrSkip) {
+			return rows, noop, err
+		}
+	}
+	pc, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, nil, fmt.Errorf("driver connection %T cannot prepare statements", dc)
+	}
+	st, err := pc.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	sq, ok := st.(driver.StmtQueryContext)
+	if !ok {
+		st.Close()
+		return nil, nil, fmt.Errorf("driver statement %T cannot query with a context", st)
+	}
+	if rows, err = sq.QueryContext(ctx, named); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return rows, func() { st.Close() }, nil
+}
+
+// addRow takes the driver's current row, appends its encoding to the batch
+// being filled (taking a free one first) and remembers its position.
+func (rd *reader) addRow(ctx context.Context) error {
+	t := rd.r.t
 	if rd.b == nil {
 		start := time.Now()
 		select {
@@ -325,19 +421,17 @@ func (rd *reader) addRow(ctx context.Context, rs *sql.Rows) error {
 			return ctx.Err()
 		}
 		rd.waited += time.Since(start)
-		rd.b.rows, rd.b.arena, rd.b.n = rd.b.rows[:0], rd.b.arena[:0], 0
+		for i := range rd.b.cols {
+			rd.b.cols[i] = rd.b.cols[i][:0]
+		}
+		rd.b.arena, rd.b.n = rd.b.arena[:0], 0
 	}
 	b := rd.b
-	var row parquet.Row
-	if len(b.rows) < cap(b.rows) {
-		row = b.rows[:len(b.rows)+1][len(b.rows)][:0] // reuse the row's values
-	}
-	row, arena, err := rd.enc.encode(row, b.arena)
-	b.arena = arena
+	cols, arena, err := rd.enc.encode(b.cols, b.arena)
+	b.cols, b.arena = cols, arena
 	if err != nil {
 		return fmt.Errorf("table %s, row after %s: %w", t.Name, rd.r.positionText(rd.lastTS, rd.keySnap), err)
 	}
-	b.rows = append(b.rows, row)
 	b.n++
 	rd.total++
 	ts, ok := (*rd.tsCell.value).(time.Time)
@@ -356,6 +450,24 @@ func (rd *reader) addRow(ctx context.Context, rs *sql.Rows) error {
 		}
 	}
 	return nil
+}
+
+// countChunk adds to c the rows, in the snapshot, after from up to the
+// last row rd read.
+func (r *tableRun) countChunk(ctx context.Context, tx *sql.Tx, from *position, rd *reader, c *counted) {
+	last, err := rd.lastPosition()
+	if err != nil {
+		c.err = err
+		return
+	}
+	q, args, err := r.t.countSQL(true, r.upper, from, &last)
+	if err != nil {
+		c.err = err
+		return
+	}
+	var n int64
+	c.err = tx.QueryRowContext(ctx, q, args...).Scan(&n)
+	c.n += n
 }
 
 // lastPosition is the position of the last row read.
@@ -427,28 +539,29 @@ func (r *tableRun) positionText(ts time.Time, snaps []snapshot) string {
 	return p.String()
 }
 
-// snapshot keeps a copy of a key cell beyond the next Scan.
+// snapshot keeps a copy of a key cell beyond the next row.
 type snapshot struct {
-	raw   sql.RawBytes
+	raw   []byte
 	isRaw bool
-	value any
+	value driver.Value
 }
 
 func (s *snapshot) take(c cell) {
-	if c.raw != nil {
+	if b, ok := (*c.value).([]byte); ok {
 		s.isRaw = true
 		if s.raw == nil {
-			s.raw = make(sql.RawBytes, 0, 32)
+			s.raw = make([]byte, 0, 32)
 		}
-		s.raw = append(s.raw[:0], *c.raw...) // key columns are never NULL
+		s.raw = append(s.raw[:0], b...) // key columns are never NULL
 		return
 	}
+	s.isRaw = false
 	s.value = *c.value
 }
 
 func (s *snapshot) cell() cell {
 	if s.isRaw {
-		return cell{raw: &s.raw}
+		s.value = s.raw
 	}
 	return cell{value: &s.value}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parquet-go/parquet-go"
 )
 
 func sampleWatermark() Watermark {
@@ -189,13 +191,66 @@ func TestAppendMicrosMatchesTimeFormat(t *testing.T) {
 		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
 	} {
 		for frac, layout := range layouts {
-			if got, want := string(appendMicros(nil, tm.UnixMicro(), frac)), tm.Format(layout); got != want && tm.Year() <= 9999 {
+			got := string(appendMicros(nil, tm.UnixMicro(), frac, nil))
+			if want := tm.Format(layout); got != want && tm.Year() <= 9999 {
 				t.Errorf("appendMicros(%v, %d) = %s, want %s", tm, frac, got, want)
+			}
+			// The same from a cache that holds the day, another day, or none.
+			for _, other := range []time.Time{tm.Add(-time.Second), tm.Add(48 * time.Hour), tm} {
+				var c dayCache
+				appendMicros(nil, other.UnixMicro(), frac, &c)
+				if cached := string(appendMicros(nil, tm.UnixMicro(), frac, &c)); cached != got {
+					t.Errorf("appendMicros(%v, %d) after %v = %s, want %s", tm, frac, other, cached, got)
+				}
 			}
 		}
 		days := floorDiv(tm.Unix(), 86400)
 		if got, want := string(appendDays(nil, days)), tm.Format("2006-01-02"); got != want {
 			t.Errorf("appendDays(%v) = %s, want %s", tm, got, want)
+		}
+		var c dayCache
+		for _, d := range []int64{days, days + 1, days} {
+			if got, want := string(c.appendDays(nil, d)), string(appendDays(nil, d)); got != want {
+				t.Errorf("cached appendDays(%d) = %s, want %s", d, got, want)
+			}
+		}
+	}
+}
+
+func TestAppendDecimalMatchesMySQL(t *testing.T) {
+	// MySQL's rendering: |n| with at least scale+1 digits, the point before
+	// the last scale, a minus sign for negatives.
+	want := func(n int64, scale int) string {
+		digits := strconv.FormatInt(n, 10)
+		neg := n < 0
+		if neg {
+			digits = digits[1:]
+		}
+		for len(digits) <= scale {
+			digits = "0" + digits
+		}
+		if scale > 0 {
+			digits = digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+		}
+		if neg {
+			digits = "-" + digits
+		}
+		return digits
+	}
+	e := newEncoder(nil, 0)
+	for _, p := range []struct{ precision, scale int }{{9, 0}, {9, 2}, {9, 9}, {18, 0}, {18, 4}, {18, 18}} {
+		c := newColumn("d", "decimal", "decimal", false, p.precision, p.scale, 0)
+		for _, n := range []int64{0, 1, -1, 5, -5, 12, 123456789, -123456789, 999999999999999999, -999999999999999999} {
+			if p.precision <= 9 && (n > 999999999 || n < -999999999) {
+				continue
+			}
+			v := parquet.Int64Value(n)
+			if c.physical == parquet.Int32 {
+				v = parquet.Int32Value(int32(n))
+			}
+			if got := string(e.appendDecimal(nil, c, v)); got != want(n, p.scale) {
+				t.Errorf("DECIMAL(%d,%d) %d = %s, want %s", p.precision, p.scale, n, got, want(n, p.scale))
+			}
 		}
 	}
 }
