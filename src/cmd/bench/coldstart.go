@@ -36,8 +36,10 @@ const coldStartRuns = 3
 var coldFunctions = []string{"ExtractFunction", "TransformFunction", "LoadFunction", "ExportFunction"}
 
 // pandasImport is the seeds' runtime floor: what a Python function that uses
-// pandas pays before it does anything. It prints its own peak RSS (kB).
-const pandasImport = "import pandas, resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+// pandas pays before it does anything. It prints its own peak RSS (kB):
+// VmHWM, not getrusage's ru_maxrss, which Linux carries across exec from
+// the forked bench process (hundreds of MB after the load section).
+const pandasImport = "import pandas; print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))"
 
 // benchColdStart measures each function's cold start through the Lambda
 // Runtime API emulator (lambdaemu), its bootstrap built for this machine
