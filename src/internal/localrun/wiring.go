@@ -92,19 +92,18 @@ func (w *Wiring) addFunction(t *samtemplate.Template, id string, stack samtempla
 	return nil
 }
 
-// ReadFunction returns the invocation settings of the function id.
+// ReadFunction returns the invocation settings of the function id: its
+// Timeout as samtemplate resolves it for Lambda, and its retries.
 func ReadFunction(t *samtemplate.Template, id string, stack samtemplate.Stack) (FunctionSettings, error) {
-	fs := FunctionSettings{Timeout: 3 * time.Second, Retries: 2} // Lambda's defaults
-	props, err := t.FunctionProperties(id)
+	fs := FunctionSettings{Timeout: samtemplate.DefaultTimeout, Retries: 2} // Lambda's defaults
+	c, err := t.FunctionConfig(id, stack)
 	if err != nil {
 		return fs, err
 	}
-	if v, ok := props["Timeout"]; ok {
-		n, err := resolveInt(t, v, stack)
-		if err != nil {
-			return fs, fmt.Errorf("%s Timeout: %w", id, err)
-		}
-		fs.Timeout = time.Duration(n) * time.Second
+	fs.Timeout = c.Timeout
+	props, err := t.FunctionProperties(id)
+	if err != nil {
+		return fs, err
 	}
 	if v, ok := samtemplate.Lookup(props, "EventInvokeConfig", "MaximumRetryAttempts"); ok {
 		n, err := resolveInt(t, v, stack)
