@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -96,6 +97,40 @@ func TestWriterRoundTrip(t *testing.T) {
 
 // IfNoneMatch never replaces an object: a small one may move to a free
 // name, a multipart one is aborted and leaves nothing.
+// A small object costs memory in proportion to its size, not to the part
+// size: most objects (a page's CSV) are a few KB, and each used to allocate
+// and clear a whole part buffer.
+func TestWriterSmallObjectsStaySmall(t *testing.T) {
+	ctx := context.Background()
+	srv := buckettest.Local(t)
+	b := bucket.New(srv.Client, srv.Bucket)
+	data := pattern(5000)
+	write := func(i int) {
+		w := b.NewWriter(ctx, fmt.Sprintf("processed/t/small-%d.csv", i), bucket.WriteOptions{})
+		for j := 0; j < len(data); j += 100 {
+			if _, err := w.Write(data[j:min(j+100, len(data))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0) // the client's and the server's first-use allocations
+	const n = 50
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 1; i <= n; i++ {
+		write(i)
+	}
+	runtime.ReadMemStats(&after)
+	// Client and server in this process: each object's requests, bodies and
+	// files, far under one part (DefaultPartSize) apiece.
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > bucket.DefaultPartSize/8 {
+		t.Errorf("%d bytes allocated per %d-byte object (a part is %d)", per, len(data), bucket.DefaultPartSize)
+	}
+}
+
 func TestWriterNeverReplaces(t *testing.T) {
 	ctx := context.Background()
 	for _, srv := range buckettest.Servers(t) {
