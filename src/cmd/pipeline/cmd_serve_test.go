@@ -187,8 +187,15 @@ func TestServeFlowsDroppedPagesIntoMySQL(t *testing.T) {
 
 	awsCLI(t, srv.endpoint, "s3", "cp", pageFile, "s3://"+localBucket+"/raw/character/page-0001.json")
 	eventually(t, "the 20 characters of the page loaded", stdout, func() bool { return count("SELECT COUNT(*) FROM characters") == 20 })
-	eventually(t, "the status counting the 20 characters", stdout, func() bool {
+	// The rows are committed before their message is acknowledged: wait for
+	// the queues to drain too.
+	eventually(t, "the status counting the 20 characters, the queues drained", stdout, func() bool {
 		st = getStatus(t, page)
+		for _, q := range st.Queues {
+			if q.Waiting != 0 {
+				return false
+			}
+		}
 		return st.Tables["characters"] == 20 && st.Objects["raw/"] == 1
 	})
 	var transformed, loaded bool
