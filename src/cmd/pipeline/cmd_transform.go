@@ -126,7 +126,7 @@ func transformPrefix(ctx context.Context, s3c *s3.Client, bkt, prefix string, lo
 // aws-lambda-go (which fills URLDecodedKey).
 func objectCreatedEvent(bkt string, obj types.Object, now time.Time) (events.S3Event, error) {
 	rec := bucket.EventRecord(bucket.Created{Bucket: bkt, Key: aws.ToString(obj.Key), Size: aws.ToInt64(obj.Size),
-		ETag: aws.ToString(obj.ETag), ConfigID: "TransformOnRawJson", Time: now})
+		ETag: aws.ToString(obj.ETag), ConfigID: transformID, Time: now})
 	b, err := json.Marshal(events.S3Event{Records: []events.S3EventRecord{rec}})
 	if err != nil {
 		return events.S3Event{}, err
